@@ -1,0 +1,3 @@
+from bench_suite.cli import main
+
+main()

@@ -1,0 +1,286 @@
+"""The command line: options → RunSpec → runner; errors → one sentence and a non-zero exit.
+
+Heavy modules (torch and everything built on it) are imported inside the commands, so ``--help`` is
+instant. This is the only module that knows about the terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from bench_suite.errors import BenchSuiteError
+
+app = typer.Typer(
+    name="bench-suite", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Benchmark spiking U-Nets: neurons × normalizations × training methods × datasets.",
+)
+console = Console()
+error_console = Console(stderr=True)
+
+KIND_ALIASES = {
+    "neuron": "neuron", "neurons": "neuron", "norm": "norm", "norms": "norm", "trainer": "trainer",
+    "trainers": "trainer", "dataset": "dataset", "datasets": "dataset", "model": "model", "models": "model",
+}
+DEFAULT_RESULTS = Path(os.environ.get("BENCH_SUITE_RESULTS", "results"))
+DEMO = {
+    "dataset": ["demo-vessels"], "trainer": ["ann", "conv", "asf"], "neuron": ["if", "mt"],
+    "norm": ["cw"], "model": ["unet2d"],
+}
+
+
+def fail(message: str, code: int = 2) -> None:
+    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def guarded(command):
+    """Map every error to one sentence and an exit code; ``--debug`` keeps the traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except BenchSuiteError as exc:
+            if debug:
+                traceback.print_exc()
+            fail(str(exc))
+        except KeyboardInterrupt:
+            error_console.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the last line of defence: never a raw traceback without --debug
+            if debug:
+                traceback.print_exc()
+            fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)", 1)
+
+    return wrapper
+
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+ResultsOption = Annotated[
+    Path, typer.Option("--results", help="Results folder (SQLite store, checkpoints, reports).")
+]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        if "," in text:
+            seeds = tuple(int(s) for s in text.split(",") if s.strip())
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = tuple(range(count))
+    except ValueError:
+        raise BenchSuiteError(
+            f"--seeds '{text}' is neither a count (e.g. 3 → seeds 0,1,2) nor a list of seeds (e.g. 0,7)"
+        ) from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise BenchSuiteError(f"--seeds '{text}': seeds must be distinct non-negative integers")
+    return seeds
+
+
+def parse_time_steps(values: list[str]) -> tuple[int, ...]:
+    steps: list[int] = []
+    for value in values:
+        for item in value.split(","):
+            try:
+                step = int(item)
+            except ValueError:
+                raise BenchSuiteError(f"-T '{item}' is not a whole number of time steps, e.g. -T 10") from None
+            if step < 1:
+                raise BenchSuiteError(f"-T {step}: the number of time steps must be at least 1")
+            if step not in steps:
+                steps.append(step)
+    return tuple(steps)
+
+
+def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root):
+    from bench_suite.params import PluginChoice, parse_plugin_option
+    from bench_suite.registry import KINDS
+    from bench_suite.spec import DEFAULTS, RunSpec
+
+    demo = not (plugins or datasets or time_steps or seeds or profile or sets)
+    chosen: dict[str, list[PluginChoice]] = {kind: [] for kind in KINDS}
+    for text in plugins:
+        choice = parse_plugin_option(text)
+        if choice.kind not in chosen:
+            raise BenchSuiteError(
+                f"--plugin '{text}': unknown kind '{choice.kind}'; kinds: {', '.join(KINDS)}"
+            )
+        if choice not in chosen[choice.kind]:
+            chosen[choice.kind].append(choice)
+    for text in datasets:
+        choice = parse_plugin_option(f"dataset={text}")
+        if choice not in chosen["dataset"]:
+            chosen["dataset"].append(choice)
+    for kind in KINDS:
+        if not chosen[kind]:
+            names = DEMO[kind] if demo else ([DEFAULTS[kind]] if kind in DEFAULTS else None)
+            if kind == "trainer" and not demo:
+                names = DEMO["trainer"]
+            if kind == "dataset" and not demo:
+                names = DEMO["dataset"]
+            chosen[kind] = [PluginChoice(kind, name) for name in names]
+    overrides = {}
+    for item in sets:
+        if "=" not in item:
+            raise BenchSuiteError(f"--set '{item}' is not KEY=VALUE, e.g. --set ann_epochs=5")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    spec = RunSpec(
+        choices={k: tuple(v) for k, v in chosen.items()},
+        time_steps=parse_time_steps(time_steps) if time_steps else (10,),
+        seeds=parse_seeds(seeds) if seeds else (0,),
+        profile=profile or "quick",
+        overrides=overrides,
+        data_root=str(data_root) if data_root else None,
+    )
+    return spec, demo
+
+
+@app.command()
+@guarded
+def run(
+    plugin: Annotated[list[str], typer.Option(
+        "--plugin", "-p", help="KIND=NAME or KIND=NAME(key=value, ...); repeat to form a grid.")] = [],
+    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Dataset name; repeatable.")] = [],
+    time_steps: Annotated[list[str], typer.Option("-T", "--time-steps", help="Time steps; repeatable.")] = [],
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="A count (3 → 0,1,2) or a list (0,7).")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="smoke | quick | paper.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a profile setting, e.g. ann_epochs=5.")] = [],
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Where datasets are looked for.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Finish an interrupted run.")] = None,
+    results: ResultsOption = DEFAULT_RESULTS,
+    debug: DebugOption = False,
+) -> None:
+    """Run a benchmark grid (with no option: the embedded demo)."""
+    from bench_suite.report import render_markdown, summary_table, tidy_frame
+    from bench_suite.runner import Runner
+    from bench_suite.spec import RunSpec
+    from bench_suite.store import ResultStore
+    from bench_suite.terminal import RichProgress
+
+    with ResultStore(results) as store, RichProgress(console) as progress:
+        def on_cell_done(outcome):
+            if outcome.status == "failed":
+                progress.console.print(f"[red]cell failed:[/] {outcome.message}", highlight=False)
+            elif outcome.status == "done":
+                progress.console.print(f"done: {outcome.cell.title()} ({outcome.seconds:.1f} s)", highlight=False)
+
+        runner = Runner(results, data_root=data_root, progress=progress, on_cell_done=on_cell_done)
+        if resume:
+            if plugin or dataset or time_steps or seeds or profile or set_:
+                raise BenchSuiteError("--resume takes the run's stored options; give no other grid option with it")
+            record = store.get_run(resume)
+            spec = RunSpec.from_dict(record["spec"])
+            cells = runner.plan(spec)
+            run_id = resume
+        else:
+            spec, demo = build_spec(plugin, dataset, time_steps, seeds, profile, set_, data_root)
+            if demo:
+                console.print("no options given: running the embedded demo (demo-vessels, IF and MT, "
+                              "ANN / conversion / ASF fine-tuning, T=10, quick profile)")
+            run_id, cells = runner.start(spec, store)
+        console.print(f"run id: {run_id}", highlight=False)
+        console.print(f"results: {store.path}", highlight=False)
+        console.print(f"{len(cells)} cells", highlight=False)
+        try:
+            outcomes = runner.execute(run_id, cells, spec, store)
+        except KeyboardInterrupt:
+            store.set_run_status(run_id, "interrupted")
+            progress.stop()
+            fail(f"interrupted; finished cells are stored: resume with bench-suite run --resume {run_id}"
+                 + (f" --results {results}" if results != DEFAULT_RESULTS else ""), 130)
+        progress.stop()
+        if any(o.status in ("done", "skipped") for o in outcomes):
+            # plain stdout: Rich would wrap the table at the terminal width, and it must stay pasteable
+            typer.echo(render_markdown(summary_table(tidy_frame(store, run_id))))
+    console.print(f"report: bench-suite report {run_id} --format csv|latex|markdown", highlight=False)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        fail(f"{len(failed)} of {len(outcomes)} cells failed (first: {failed[0].message}); "
+             f"fix the cause, then finish the run with bench-suite run --resume {run_id}", 1)
+
+
+@app.command("list")
+@guarded
+def list_plugins(
+    kind: Annotated[Optional[str], typer.Argument(help="neurons | norms | trainers | datasets | models")] = None,
+    pattern: Annotated[str, typer.Option("--filter", help="Wildcard on names, e.g. 'demo-*'.")] = "*",
+    debug: DebugOption = False,
+) -> None:
+    """List registered plugins with their providing package (and broken ones with their error)."""
+    from rich.table import Table
+
+    from bench_suite.errors import unknown_name_message
+    from bench_suite.params import describe_params
+    from bench_suite.registry import get_registry
+
+    wanted = None
+    if kind is not None:
+        if kind not in KIND_ALIASES:
+            raise BenchSuiteError(unknown_name_message("kind", kind, sorted(set(KIND_ALIASES) - set(
+                k for k in KIND_ALIASES if not k.endswith("s")))))
+        wanted = KIND_ALIASES[kind]
+    registry = get_registry()
+    table = Table(show_lines=False)
+    for column in ("name", "kind", "package", "description", "parameters"):
+        table.add_column(column, overflow="fold")
+    for info in registry.list(wanted, pattern):
+        table.add_row(info.name, info.kind, f"{info.distribution} {info.version}".strip(),
+                      info.description, describe_params(info.params_cls))
+    for broken in registry.broken:
+        if wanted in (None, broken.kind):
+            table.add_row(broken.name, broken.kind, broken.distribution, f"[red]BROKEN: {broken.error}[/]", "")
+    console.print(table)
+
+
+@app.command()
+@guarded
+def report(
+    run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: the latest run).")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="csv | latex | markdown")] = "markdown",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file.")] = None,
+    per_sample: Annotated[bool, typer.Option("--per-sample", help="One row per test sample.")] = False,
+    results: ResultsOption = DEFAULT_RESULTS,
+    debug: DebugOption = False,
+) -> None:
+    """Print or write a run's table from the results store."""
+    from bench_suite.report import write_report
+    from bench_suite.store import ResultStore
+
+    if format not in ("csv", "latex", "markdown"):
+        raise BenchSuiteError(f"--format '{format}' is not one of csv, latex, markdown")
+    if not (results / "bench-suite.sqlite").exists():
+        raise BenchSuiteError(
+            f"no results store in '{results}'; run a benchmark first or point --results at its folder"
+        )
+    with ResultStore(results) as store:
+        if run_id is None:
+            run_id = store.latest_run_id()
+            if run_id is None:
+                raise BenchSuiteError(f"the results store in '{results}' has no runs yet; run a benchmark first")
+        text = write_report(store, run_id, format, out, per_sample=per_sample)
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        console.print(f"wrote {out}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Run a trained network on the test samples: per-sample metrics and per-layer spike statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from bench_suite.errors import PluginContractError
+from bench_suite.tasks import DatasetBundle, Sample, add_test_noise
+from bench_suite.trainers.common import TrainedNetwork, check_output
+
+
+@dataclasses.dataclass
+class Evaluation:
+    sample_metrics: list[tuple[str, str, float]]
+    layer_stats: list[dict]
+    predictions: dict[str, np.ndarray]  # sample id → prediction (class map or denoised image)
+
+
+def network_input(sample: Sample, bundle: DatasetBundle) -> np.ndarray:
+    if bundle.task.kind == "denoising":
+        return add_test_noise(sample, bundle.task.noise_sigma)
+    return sample.image
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H and W up to a multiple of ``multiple`` (each level of the U-Net halves the side)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return x, (height, width)
+
+
+def sample_metrics(bundle: DatasetBundle, sample: Sample, output: torch.Tensor, noisy: np.ndarray):
+    """Metrics of one sample from the network's raw output ``[K, H, W]``; returns (metrics, prediction)."""
+    from bench_suite.metrics.denoising import denoising_metrics
+    from bench_suite.metrics.segmentation import binary_segmentation_metrics, multiclass_iou
+
+    task = bundle.task
+    if task.kind == "segmentation":
+        prediction = output.argmax(0).numpy()
+        if task.n_classes == 2:
+            metrics = binary_segmentation_metrics(prediction, sample.target, sample.fov)
+        else:
+            metrics = multiclass_iou(prediction, sample.target, task.n_classes)
+        return metrics, prediction.astype(np.uint8)
+    denoised = np.clip(noisy - output.numpy(), 0.0, 1.0)
+    return denoising_metrics(sample.image, denoised), denoised
+
+
+def evaluate(
+    trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress=None,
+    who: str = "network",
+) -> Evaluation:
+    """Predict every test sample (grouped by shape into batches), score it, gather spike statistics."""
+    groups: dict[tuple[int, ...], list[Sample]] = defaultdict(list)
+    for sample in bundle.test:
+        groups[sample.image.shape].append(sample)
+    advance = progress.stage("evaluate", len(bundle.test)) if progress else (lambda n=1: None)
+    rows: list[tuple[str, str, float]] = []
+    predictions: dict[str, np.ndarray] = {}
+    totals: dict[str, dict] = {}
+    with torch.inference_mode():
+        for samples in groups.values():
+            for start in range(0, len(samples), batch_size):
+                chunk = samples[start : start + batch_size]
+                inputs = [network_input(s, bundle) for s in chunk]
+                x, (height, width) = pad_to_multiple(torch.from_numpy(np.stack(inputs)).float(), multiple)
+                output = trained(x, record="stats")
+                check_output(output, x, bundle.task, who)
+                output = output[..., :height, :width]
+                for sample, noisy, out in zip(chunk, inputs, output, strict=True):
+                    metrics, prediction = sample_metrics(bundle, sample, out, noisy)
+                    rows.extend((sample.id, name, float(value)) for name, value in metrics.items())
+                    predictions[sample.id] = prediction
+                if trained.spiking is not None:
+                    accumulate_layer_stats(trained, len(chunk), totals)
+                advance(len(chunk))
+    if not rows:
+        raise PluginContractError(f"{who} produced no metrics: the dataset has no test samples")
+    return Evaluation(rows, list(totals.values()), predictions)
+
+
+def accumulate_layer_stats(trained: TrainedNetwork, batch: int, totals: dict[str, dict]) -> None:
+    for name, neuron in trained.spiking.neurons():
+        neurons_per_sample = int(neuron.v.numel() // batch) if torch.is_tensor(neuron.v) else 0
+        entry = totals.setdefault(name, {
+            "layer": name, "kind": type(neuron).__name__, "neurons": neurons_per_sample,
+            "time_steps": trained.time_steps, "events": 0.0, "spikes": 0.0, "samples": 0,
+            "synops": float("nan"),
+        })
+        entry["events"] += float(neuron.events)
+        entry["spikes"] += float(neuron.spikes)
+        entry["samples"] += batch
+        total = entry["neurons"] * entry["time_steps"] * entry["samples"]
+        entry["firing_rate"] = entry["spikes"] / total if total else float("nan")

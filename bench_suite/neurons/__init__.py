@@ -1,0 +1,1 @@
+"""Neuron plugins: each a SpikingJelly SimpleBaseNode with graded output (see base.py)."""

@@ -1,0 +1,123 @@
+"""What every neuron plugin is: a SpikingJelly ``SimpleBaseNode`` with graded output and statistics.
+
+A time step is charge → fire → reset (SpikingJelly's split): ``v += x``; ``fire`` maps the membrane
+potential to the graded output (IF: θ·spike; MT: the sum of fired levels); reset subtracts the output
+(or sets v to 0 where the neuron fired). A subclass overrides ``fire`` and, if its output is not one
+binary spike, ``level_spikes``.
+
+The same module serves three modes:
+- ``simulate``: one call = one time step (single-step mode; the runner loops over T, which on 2 CPU
+  cores is faster than folding T into the batch);
+- ``flow``: the ASF pass — one non-temporal call whose forward value is the output rate recorded by the
+  preceding simulation and whose gradient is the identity gated by (accumulated input > 0);
+- recording: with ``record`` true every step adds to the accumulated output that ASF needs; with
+  ``record == "stats"`` also to the event and spike counters of the efficiency accounting.
+"""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import surrogate
+from spikingjelly.activation_based.neuron import SimpleBaseNode
+
+
+class _GatedFlow(torch.autograd.Function):
+    """Forward: the recorded output rate; backward: the incoming gradient where the input was positive."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rate: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate)
+        return rate.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (gate,) = ctx.saved_tensors
+        return grad * gate, None, None
+
+
+class SpikingNeuron(SimpleBaseNode):
+    """Base class of bench-suite neurons (not registered itself)."""
+
+    Params = None
+
+    def __init__(self, params=None, threshold: float = 1.0, reset: str = "subtract") -> None:
+        super().__init__(
+            v_threshold=float(threshold), v_reset=None if reset == "subtract" else 0.0,
+            surrogate_function=surrogate.Sigmoid(), step_mode="s",
+        )
+        self.params = params
+        self.mode = "simulate"
+        self.record = False
+        self.register_memory("acc_in", 0.0)
+        self.register_memory("acc_out", 0.0)
+        self.register_memory("events", 0.0)
+        self.register_memory("spikes", 0.0)
+        self.register_memory("steps", 0)
+
+    # -- dynamics ---------------------------------------------------------------------------------
+    def fire(self, v: torch.Tensor) -> torch.Tensor:
+        """Graded output for membrane potential ``v`` (after charging). Subclasses implement."""
+        raise NotImplementedError
+
+    def level_spikes(self, out: torch.Tensor) -> torch.Tensor:
+        """Number of binary spikes carried by ``out`` (one per fired level); default: one per event."""
+        return (out != 0).sum()
+
+    def neuronal_charge(self, x: torch.Tensor) -> None:
+        self.v = self.v + x
+
+    def neuronal_reset(self, out: torch.Tensor) -> None:
+        if self.v_reset is None:
+            self.v = self.v - out
+        else:
+            self.v = torch.where(out != 0, torch.zeros_like(self.v), self.v)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "flow":
+            return _GatedFlow.apply(x, self.acc_out / self.steps, self.accumulated_input() > 0)
+        if torch.is_grad_enabled():
+            self.neuronal_charge(x)
+            out = self.fire(self.v)
+            self.neuronal_reset(out)
+        else:
+            out = self._step_in_place(x)
+        if self.record:
+            self._record(x, out)
+        return out
+
+    def _step_in_place(self, x: torch.Tensor) -> torch.Tensor:
+        """The same step without autograd, updating v in place (no new tensor per step for v)."""
+        if torch.is_tensor(self.v):
+            self.neuronal_charge_(x)
+        else:
+            self.neuronal_charge(x)  # first step: v is the float 0.0, so this makes a new tensor
+        out = self.fire(self.v)
+        if self.v_reset is None:
+            self.v.sub_(out)
+        else:
+            self.v.masked_fill_(out != 0, 0.0)
+        return out
+
+    def neuronal_charge_(self, x: torch.Tensor) -> None:
+        """In-place charge; a neuron whose ``neuronal_charge`` differs overrides this one too."""
+        if type(self).neuronal_charge is not SpikingNeuron.neuronal_charge:
+            self.neuronal_charge(x)
+        else:
+            self.v.add_(x)
+
+    def _record(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        # With reset by subtraction the accumulated input is v + Σ out, so it need not be summed.
+        if self.v_reset is not None:
+            self.acc_in = self.acc_in + x
+        self.acc_out = out.clone() if self.steps == 0 else self.acc_out.add_(out)
+        self.steps = self.steps + 1
+        if self.record == "stats":
+            self.events = self.events + (out != 0).sum()
+            self.spikes = self.spikes + self.level_spikes(out)
+
+    def accumulated_input(self) -> torch.Tensor:
+        return self.v + self.acc_out if self.v_reset is None else self.acc_in
+
+    def extra_repr(self) -> str:
+        reset = "subtract" if self.v_reset is None else "zero"
+        return f"threshold={self.v_threshold}, reset={reset}, params={self.params}"

@@ -1,0 +1,99 @@
+"""MT neuron (Spiking-UNet): several thresholds checked from high to low within one time step.
+
+With thresholds {2, 1, 0.5, 0.25}·θ a step fires 2θ if v > 2θ (and subtracts it), then θ if the rest
+is > θ, then 0.5θ, then 0.25θ: each level at most once, output 0 … 3.75θ, negative v kept. For any
+*halving* set (each threshold half the previous one) the greedy loop is a clamped quantization,
+out = q·clamp(⌈v/q⌉ − 1, 0, 2^N − 1) with q the smallest threshold, which costs one fused expression
+instead of N comparisons; other sets use the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import torch
+
+from bench_suite.neurons.base import SpikingNeuron
+
+
+def optimal_thresholds(n: int) -> tuple[float, ...]:
+    """Theorem 1 of Spiking-UNet, as we read its proof: 1/2, 1/4, …, 1/2^N for v ~ U[0, 1]."""
+    return tuple(2.0 ** -(k + 1) for k in range(n))
+
+
+def resolve_thresholds(value: tuple[float, ...] | str) -> tuple[float, ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("optimal:") and text[len("optimal:"):].isdigit():
+            n = int(text[len("optimal:"):])
+            if not 1 <= n <= 12:
+                raise ValueError(f"optimal:N needs 1 ≤ N ≤ 12, got {n}")
+            return optimal_thresholds(n)
+        raise ValueError(f"thresholds must be a list like [2,1,0.5,0.25] or optimal:N, got '{value}'")
+    levels = tuple(sorted((float(t) for t in value), reverse=True))
+    if any(not math.isfinite(t) or t <= 0 for t in levels):
+        raise ValueError(f"thresholds must be positive numbers, got {list(value)}")
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"thresholds must be distinct, got {list(value)}")
+    return levels
+
+
+def is_halving(levels: tuple[float, ...]) -> bool:
+    return all(math.isclose(a, 2 * b, rel_tol=1e-9) for a, b in itertools.pairwise(levels))
+
+
+@dataclasses.dataclass(frozen=True)
+class MTParams:
+    thresholds: tuple[float, ...] | str = (2.0, 1.0, 0.5, 0.25)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", resolve_thresholds(self.thresholds))
+
+
+class MTNeuron(SpikingNeuron):
+    """Multi-threshold: levels {2,1,0.5,0.25}·θ (an option) fired high to low, each at most once per step."""
+
+    Params = MTParams
+
+    def __init__(self, params: MTParams | None = None, threshold: float = 1.0) -> None:
+        params = params or MTParams()
+        super().__init__(params, threshold, reset="subtract")
+        self.levels = params.thresholds
+        self.halving = is_halving(self.levels)
+        self.n_levels = len(self.levels)
+        if self.halving and self.n_levels <= 16:
+            # popcount of the quantization index = number of levels that fired (statistics only)
+            popcount = torch.tensor([bin(i).count("1") for i in range(2**self.n_levels)])
+            self.register_buffer("_popcount", popcount, persistent=False)
+        else:
+            self.halving = False
+
+    def fire(self, v: torch.Tensor) -> torch.Tensor:
+        theta = self.v_threshold
+        if self.halving:
+            step = self.levels[-1] * theta
+            # one new tensor, then in place: much faster on CPU than the out-of-place chain
+            return v.div(step).ceil_().sub_(1.0).clamp_(0.0, 2**self.n_levels - 1).mul_(step)
+        out = torch.zeros_like(v)
+        rest = v
+        for level in self.levels:
+            amount = level * theta
+            fired = (rest > amount).to(v.dtype) * amount
+            out = out + fired
+            rest = rest - fired
+        return out
+
+    def level_spikes(self, out: torch.Tensor) -> torch.Tensor:
+        theta = self.v_threshold
+        if self.halving:
+            index = torch.round(out / (self.levels[-1] * theta)).long()
+            return self._popcount[index].sum()
+        count = torch.zeros((), dtype=torch.long)
+        rest = out
+        for level in self.levels:
+            fired = rest >= level * theta * (1 - 1e-6)
+            count = count + fired.sum()
+            rest = rest - fired.to(out.dtype) * level * theta
+        return count

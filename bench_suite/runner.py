@@ -1,0 +1,200 @@
+"""Expand a RunSpec into cells and run each one not yet done, writing each result atomically.
+
+Datasets are loaded once per (dataset, profile); the ANN of a (dataset, model, seed, profile) is
+trained once and kept as a checkpoint under the results folder, so every cell (and every later run or
+resumed run in that folder) that converts it reuses it. A cell that fails is stored as failed with its
+message and the others go on; Ctrl-C or a kill leaves finished cells stored, and ``resume`` skips them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from bench_suite import __version__
+from bench_suite.errors import BenchSuiteError
+from bench_suite.evaluate import evaluate
+from bench_suite.norms.scaling import CalibrationCache
+from bench_suite.registry import Registry, get_registry
+from bench_suite.spec import Cell, RunSpec, expand, resolve_profile
+from bench_suite.store import ResultStore
+from bench_suite.tasks import DatasetBundle
+from bench_suite.trainers.ann import train_ann
+from bench_suite.trainers.common import CellContext, NullProgress
+
+logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("BENCH_SUITE_DATA", "datasets"))
+
+
+def versions() -> dict[str, str]:
+    found = {"bench-suite": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    for name in ("torch", "spikingjelly", "numpy", "scikit-image"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found["torch_threads"] = str(torch.get_num_threads())
+    return found
+
+
+@dataclasses.dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # done | failed | skipped
+    message: str = ""
+    seconds: float = 0.0
+
+
+class Runner:
+    def __init__(
+        self, results_dir: Path, data_root: Path | None = None, registry: Registry | None = None,
+        progress=None, on_cell_done: Callable[[CellOutcome], None] | None = None,
+    ) -> None:
+        self.results_dir = Path(results_dir)
+        self.data_root = Path(data_root) if data_root else default_data_root()
+        self.registry = registry or get_registry()
+        self.progress = progress or NullProgress()
+        self.on_cell_done = on_cell_done or (lambda outcome: None)
+        self._bundles: dict[str, DatasetBundle] = {}
+
+    # -- public -----------------------------------------------------------------------------------
+    def plan(self, spec: RunSpec) -> list[Cell]:
+        resolve_profile(spec.profile, spec.overrides)
+        return expand(spec, self.registry)
+
+    def start(self, spec: RunSpec, store: ResultStore) -> tuple[str, list[Cell]]:
+        """Validate the spec, create the run record; the run id exists before any cell is computed."""
+        cells = self.plan(spec)
+        run_id = store.create_run(spec.to_dict(), versions())
+        return run_id, cells
+
+    def execute(self, run_id: str, cells: list[Cell], spec: RunSpec, store: ResultStore) -> list[CellOutcome]:
+        profile = resolve_profile(spec.profile, spec.overrides)
+        if spec.data_root:
+            self.data_root = Path(spec.data_root)
+        done = store.done_cell_keys(run_id)
+        outcomes = []
+        advance = self.progress.stage("cells", len(cells))
+        for cell in cells:
+            if cell.key in done:
+                outcome = CellOutcome(cell, "skipped", "already done")
+            else:
+                outcome = self._run_cell(run_id, cell, profile, store)
+            outcomes.append(outcome)
+            self.on_cell_done(outcome)
+            advance(1)
+        failed = any(o.status == "failed" for o in outcomes)
+        store.set_run_status(run_id, "failed" if failed else "done")
+        return outcomes
+
+    # -- one cell ---------------------------------------------------------------------------------
+    def _run_cell(self, run_id: str, cell: Cell, profile, store: ResultStore) -> CellOutcome:
+        cell_id = store.start_cell(run_id, cell.key, cell.config())
+        started = time.perf_counter()
+        try:
+            torch.manual_seed(cell.seed)
+            bundle = self.bundle(cell, profile)
+            model_plugin = self.registry.get("model", cell.model.name).obj(cell.model.params)
+            ctx = CellContext(
+                cell=cell, bundle=bundle, profile=profile, model_plugin=model_plugin,
+                get_ann=lambda: self.trained_ann(cell, bundle, model_plugin, profile, ctx),
+                make_neuron=self.neuron_factory(cell), norm=self.norm(cell),
+                calibration_cache=CalibrationCache(self.results_dir / "cache"), progress=self.progress,
+            )
+            trainer = self.registry.get("trainer", cell.trainer.name).obj(cell.trainer.params)
+            train_started = time.perf_counter()
+            trained = trainer.run(ctx)
+            train_seconds = time.perf_counter() - train_started
+            eval_started = time.perf_counter()
+            result = evaluate(trained, bundle, model_plugin.input_multiple(), profile.eval_batch_size,
+                              self.progress, who=cell.title())
+            eval_seconds = time.perf_counter() - eval_started
+            ctx.info["split"] = bundle.split
+            ctx.info["data_source"] = bundle.source
+            store.finish_cell(
+                cell_id, sample_metrics=result.sample_metrics, curves=ctx.curves,
+                layer_stats=result.layer_stats,
+                timings={"train_s": train_seconds, "eval_s": eval_seconds,
+                         "total_s": time.perf_counter() - started},
+                info=ctx.info,
+            )
+            return CellOutcome(cell, "done", seconds=time.perf_counter() - started)
+        except KeyboardInterrupt:
+            store.fail_cell(cell_id, "interrupted (Ctrl-C); resume the run to compute it", "")
+            raise
+        except BenchSuiteError as exc:
+            store.fail_cell(cell_id, str(exc), traceback.format_exc())
+            return CellOutcome(cell, "failed", str(exc), time.perf_counter() - started)
+        except Exception as exc:  # a plugin's bug fails its cell, not the run
+            message = f"{cell.title()} failed: {type(exc).__name__}: {exc}"
+            store.fail_cell(cell_id, message, traceback.format_exc())
+            return CellOutcome(cell, "failed", message, time.perf_counter() - started)
+
+    # -- shared resources -------------------------------------------------------------------------
+    def bundle(self, cell: Cell, profile) -> DatasetBundle:
+        key = f"{cell.dataset.label}|{profile.name}"
+        if key not in self._bundles:
+            dataset = self.registry.get("dataset", cell.dataset.name).obj(cell.dataset.params)
+            self._bundles[key] = dataset.load(self.data_root, profile.name)
+        return self._bundles[key]
+
+    def neuron_factory(self, cell: Cell):
+        if cell.neuron is None:
+            return None
+        neuron_cls = self.registry.get("neuron", cell.neuron.name).obj
+        params = cell.neuron.params
+        return lambda threshold: neuron_cls(params, threshold=threshold)
+
+    def norm(self, cell: Cell):
+        if cell.norm is None:
+            return None
+        return self.registry.get("norm", cell.norm.name).obj(cell.norm.params)
+
+    def ann_key(self, cell: Cell, bundle: DatasetBundle, profile) -> str:
+        identity = {
+            "dataset": cell.dataset.label, "dataset_params": cell.dataset.params_dict(),
+            "model": cell.model.label, "model_params": cell.model.params_dict(),
+            "seed": cell.seed, "profile": dataclasses.asdict(profile), "split": bundle.split,
+            "version": __version__,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+    def trained_ann(self, cell: Cell, bundle: DatasetBundle, model_plugin, profile, ctx: CellContext):
+        """The cell's ANN: from its checkpoint if one exists, else trained now and checkpointed."""
+        path = self.results_dir / "checkpoints" / f"ann-{self.ann_key(cell, bundle, profile)}.pt"
+        torch.manual_seed(cell.seed)
+        model = model_plugin.build(bundle.task, profile.width)
+        if path.exists():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(saved["state_dict"])
+            curves = saved["curves"]
+            ctx.info["ann_checkpoint"] = {"path": str(path), "reused": True}
+        else:
+            curves = []
+            started = time.perf_counter()
+            train_ann(model, bundle, profile, cell.seed,
+                      lambda *row: curves.append(row), self.progress)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save({"state_dict": model.state_dict(), "curves": curves}, tmp)
+            tmp.replace(path)
+            ctx.info["ann_checkpoint"] = {"path": str(path), "reused": False,
+                                          "train_s": time.perf_counter() - started}
+        if cell.trainer.name == "ann":
+            for stage, epoch, metric, value in curves:
+                ctx.log_curve(stage, int(epoch), metric, float(value))
+        return model.eval()

@@ -1,0 +1,71 @@
+"""Trainer ``asf``: convert, then fine-tune with accumulated spiking flow (Spiking-UNet, after Wu 2021).
+
+Per batch: (1) simulate T steps without gradients, each neuron recording its accumulated input and
+output; (2) one differentiable non-temporal pass in which a neuron's value is its output rate and its
+gradient the identity gated by (accumulated input > 0), the head reading the rate; (3) one backward.
+Nothing is kept per time step, so memory does not grow with T.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from bench_suite.convert import SpikingNetwork
+from bench_suite.tasks import Task
+from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, convert, task_loss
+
+
+def asf_step(
+    network: SpikingNetwork, x: torch.Tensor, target: torch.Tensor, time_steps: int, task: Task,
+    optimizer: torch.optim.Optimizer,
+) -> float:
+    """One ASF update on a batch; returns the loss."""
+    with torch.no_grad():
+        network.simulate(x, time_steps, record=True)
+    optimizer.zero_grad(set_to_none=True)
+    loss = task_loss(task, network.flow_forward(x), target)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"ASF fine-tuning diverged (loss {loss.item()})")
+    loss.backward()
+    optimizer.step()
+    network.set_record(False)
+    return loss.item()
+
+
+@dataclasses.dataclass(frozen=True)
+class ASFParams:
+    lr: float = 0.0  # 0: the profile's fine-tuning learning rate (reference 1e-6 with 100 epochs)
+    epochs: int = 0  # 0: the profile's fine-tuning epochs
+
+    def __post_init__(self) -> None:
+        if self.lr < 0 or self.epochs < 0:
+            raise ValueError("lr and epochs must not be negative (0 means the profile's value)")
+
+
+class ASFTrainer:
+    """Convert, then fine-tune with accumulated spiking flow (ASF); memory independent of T."""
+
+    Params = ASFParams
+    uses = frozenset({"neuron", "norm", "T"})
+
+    def __init__(self, params: ASFParams | None = None) -> None:
+        self.params = params or ASFParams()
+
+    def run(self, ctx: CellContext) -> TrainedNetwork:
+        patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)
+        network = convert(ctx, patches.calibration(ctx.profile.calibration_samples))
+        lr = self.params.lr or ctx.profile.finetune_lr
+        epochs = self.params.epochs or ctx.profile.finetune_epochs
+        optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        advance = ctx.progress.stage("ASF fine-tune", epochs * len(patches))
+        torch.manual_seed(ctx.seed)
+        for epoch in range(epochs):
+            total, count = 0.0, 0
+            for x, y in patches.batches(1000 + epoch):
+                total += asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer) * len(x)
+                count += len(x)
+                advance(1)
+            ctx.log_curve("asf", epoch + 1, "loss", total / count)
+        return TrainedNetwork(network.eval(), ctx.time_steps)

@@ -1,0 +1,140 @@
+"""What trainers share: the context a runner hands them, training batches, task losses, conversion."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from bench_suite.convert import SpikingNetwork, analyse, build_spiking_network
+from bench_suite.errors import PluginContractError
+from bench_suite.neurons.base import SpikingNeuron
+from bench_suite.spec import Cell, Profile
+from bench_suite.tasks import DatasetBundle, Task, sample_patches, stable_seed
+
+
+class NullProgress:
+    """Progress sink used when nobody watches (tests, library use)."""
+
+    def stage(self, description: str, total: int) -> Callable[[int], None]:
+        return lambda advance=1: None
+
+
+@dataclasses.dataclass
+class CellContext:
+    """Everything a trainer may use for one cell; built by the runner."""
+
+    cell: Cell
+    bundle: DatasetBundle
+    profile: Profile
+    model_plugin: Any
+    get_ann: Callable[[], nn.Module]
+    make_neuron: Callable[[float], SpikingNeuron] | None
+    norm: Any | None
+    calibration_cache: Any | None
+    progress: Any = dataclasses.field(default_factory=NullProgress)
+    curves: list[tuple[str, int, str, float]] = dataclasses.field(default_factory=list)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return self.cell.seed
+
+    @property
+    def time_steps(self) -> int:
+        return self.cell.time_steps
+
+    def log_curve(self, stage: str, epoch: int, metric: str, value: float) -> None:
+        self.curves.append((stage, epoch, metric, float(value)))
+
+
+@dataclasses.dataclass
+class TrainedNetwork:
+    """A trainer's result: the ANN, or a spiking network evaluated at ``time_steps``."""
+
+    network: nn.Module
+    time_steps: int = 0
+
+    @property
+    def spiking(self) -> SpikingNetwork | None:
+        return self.network if isinstance(self.network, SpikingNetwork) else None
+
+    def __call__(self, x: torch.Tensor, record: bool | str = False) -> torch.Tensor:
+        if self.spiking is not None:
+            return self.spiking.simulate(x, self.time_steps, record=record)
+        return self.network(x)
+
+
+class TrainingPatches:
+    """Training patches sampled once from the seed; batches reshuffled (and re-noised) every epoch."""
+
+    def __init__(self, bundle: DatasetBundle, profile: Profile, seed: int) -> None:
+        self.task = bundle.task
+        rng = np.random.default_rng(stable_seed("patches", seed))
+        images, targets = sample_patches(bundle.train, profile.patches_per_image, bundle.patch_size, rng)
+        self.images = torch.from_numpy(images)
+        self.targets = torch.from_numpy(targets) if targets is not None else None
+        self.batch_size = profile.batch_size
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return (len(self.images) + self.batch_size - 1) // self.batch_size
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(stable_seed("batches", self.seed, epoch))
+        order = torch.randperm(len(self.images), generator=generator)
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield make_input_target(self.task, self.images[index],
+                                    None if self.targets is None else self.targets[index], generator)
+
+    def calibration(self, count: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(stable_seed("calibration", self.seed))
+        index = torch.randperm(len(self.images), generator=generator)[:count]
+        x, _ = make_input_target(self.task, self.images[index],
+                                 None if self.targets is None else self.targets[index], generator)
+        return x
+
+
+def make_input_target(
+    task: Task, images: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segmentation: (image, class map). Denoising: (image + noise, noise) — the network predicts the noise."""
+    if task.kind == "segmentation":
+        return images, targets
+    noise = torch.randn(images.shape, generator=generator) * (task.noise_sigma / 255.0)
+    return images + noise, noise
+
+
+def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for segmentation, L1 to the noise map for denoising (the reference losses)."""
+    if task.kind == "segmentation":
+        return F.cross_entropy(output, target)
+    return F.l1_loss(output, target)
+
+
+def check_output(output: torch.Tensor, batch: torch.Tensor, task: Task, who: str) -> None:
+    """A plugin that returns the wrong shape or NaN fails its cell with one clear sentence."""
+    expected = (batch.shape[0], task.out_channels, *batch.shape[2:])
+    if tuple(output.shape) != expected:
+        raise PluginContractError(
+            f"{who} returned an output of shape {tuple(output.shape)}, expected {expected}; "
+            "check the plugin's forward"
+        )
+    if not torch.isfinite(output).all():
+        raise PluginContractError(f"{who} produced NaN or infinite values; check the plugin's dynamics")
+
+
+def convert(ctx: CellContext, calibration: torch.Tensor) -> SpikingNetwork:
+    """Trained ANN → normalized → spiking network with the cell's neuron."""
+    ann = ctx.get_ann()
+    structure = analyse(ann, calibration)
+    normalized = ctx.norm.normalize(structure, calibration, ctx.calibration_cache)
+    ctx.info["scales"] = normalized.scales
+    network = build_spiking_network(structure, normalized.graph, ctx.make_neuron, normalized.thresholds)
+    return network.eval()

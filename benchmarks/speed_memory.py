@@ -1,0 +1,116 @@
+"""Simulation speed and ASF memory, measured in one run on this machine.
+
+Prints, for a U-Net of stated size and input:
+- spiking forward time ÷ (T × ANN forward time) for IF and MT at T = 10 (inference mode, fp32);
+- ASF fine-tuning peak memory at T = 50 ÷ at T = 10 (each in a fresh subprocess: peak RSS growth
+  during one ASF step over the RSS before it).
+The last line is one JSON object with the ratios. Usage: python benchmarks/speed_memory.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+
+from bench_suite.convert import analyse, build_spiking_network  # noqa: E402
+from bench_suite.models.unet import UNet  # noqa: E402
+from bench_suite.neurons.integrate_fire import IFNeuron  # noqa: E402
+from bench_suite.neurons.multi_threshold import MTNeuron  # noqa: E402
+from bench_suite.norms.scaling import ConnectionWiseNorm  # noqa: E402
+from bench_suite.tasks import Task  # noqa: E402
+from bench_suite.trainers.asf import asf_step  # noqa: E402
+
+
+def build(width: int, batch: int, side: int, neuron_cls):
+    torch.manual_seed(0)
+    ann = UNet(1, 2, width=width).eval()
+    x = torch.rand(batch, 1, side, side)
+    structure = analyse(ann, x)
+    normalized = ConnectionWiseNorm().normalize(structure, x)
+    snn = build_spiking_network(structure, normalized.graph, lambda th: neuron_cls(threshold=th)).eval()
+    return ann, snn, x
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_asf_memory(width: int, batch: int, side: int, time_steps: int) -> int:
+    """Peak RSS growth (bytes) of one ASF step, after a warm-up step that allocates the optimizer state."""
+    _, snn, x = build(width, batch, side, MTNeuron)
+    snn.train()
+    target = torch.randint(0, 2, (batch, side, side))
+    optimizer = torch.optim.Adam(snn.parameters(), lr=1e-5)
+    task = Task("segmentation", 1, 2)
+    asf_step(snn, x, target, 1, task, optimizer)
+    before = rss_bytes()
+    asf_step(snn, x, target, time_steps, task, optimizer)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return max(peak - before, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--side", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--asf-memory", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.asf_memory:
+        print(measure_asf_memory(args.width, args.batch, args.side, args.asf_memory))
+        return
+
+    time_steps = 10
+    ann, snn_if, x = build(args.width, args.batch, args.side, IFNeuron)
+    _, snn_mt, _ = build(args.width, args.batch, args.side, MTNeuron)
+    params = sum(p.numel() for p in ann.parameters())
+    print(f"U-Net width {args.width}, depth 4, {params / 1e6:.2f} M parameters; input {args.batch}×1×"
+          f"{args.side}×{args.side}; T = {time_steps}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    with torch.inference_mode():
+        ann_s = best_time(lambda: ann(x), args.repeats)
+        if_s = best_time(lambda: snn_if(x, time_steps), args.repeats)
+        mt_s = best_time(lambda: snn_mt(x, time_steps), args.repeats)
+    if_ratio = if_s / (time_steps * ann_s)
+    mt_ratio = mt_s / (time_steps * ann_s)
+    print(f"ANN forward {ann_s * 1e3:.1f} ms; IF T={time_steps} {if_s * 1e3:.1f} ms; "
+          f"MT T={time_steps} {mt_s * 1e3:.1f} ms")
+    print(f"IF forward ÷ (T × ANN forward) = {if_ratio:.3f}")
+    print(f"MT forward ÷ (T × ANN forward) = {mt_ratio:.3f}")
+
+    memory = {}
+    for steps in (10, 50):
+        command = [sys.executable, __file__, "--width", str(args.width), "--batch", str(args.batch),
+                   "--side", str(args.side), "--asf-memory", str(steps)]
+        memory[steps] = int(subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()[-1])
+        print(f"ASF step peak memory growth at T={steps}: {memory[steps] / 2**20:.1f} MiB")
+    mem_ratio = memory[50] / memory[10]
+    print(f"ASF peak memory T=50 ÷ T=10 = {mem_ratio:.3f}")
+    print(json.dumps({"if_fwd_over_T_ann": round(if_ratio, 4), "mt_fwd_over_T_ann": round(mt_ratio, 4),
+                      "asf_mem_T50_over_T10": round(mem_ratio, 4)}))
+
+
+if __name__ == "__main__":
+    main()

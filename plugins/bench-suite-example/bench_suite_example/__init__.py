@@ -1,0 +1,1 @@
+"""Example third-party plugins for bench-suite (see this package's README)."""

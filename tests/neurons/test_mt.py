@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from bench_suite.neurons.multi_threshold import MTNeuron, MTParams, optimal_thresholds
+
+
+def run_steps(neuron, inputs):
+    outputs = []
+    for value in inputs:
+        outputs.append(neuron(torch.tensor([value])).item())
+    return outputs
+
+
+def test_reference_levels_on_hand_computed_membrane_sequence():
+    neuron = MTNeuron()
+    neuron.record = "stats"
+    # v: 0.6 → fires 0.5 (rest 0.1); 3.1 → 2 + 1 (rest 0.1); −0.4 → nothing, kept negative;
+    # 0.3 → 0.25; 5.05 → all four levels, 3.75 (rest 1.3); 1.3 → 1 + 0.25 (rest 0.05)
+    outputs = run_steps(neuron, [0.6, 3.0, -0.5, 0.7, 5.0, 0.0])
+    assert outputs == pytest.approx([0.5, 3.0, 0.0, 0.25, 3.75, 1.25])
+    assert neuron.v.item() == pytest.approx(0.05, abs=1e-6)
+    assert float(neuron.events) == 5
+    assert float(neuron.spikes) == 1 + 2 + 1 + 4 + 2
+
+
+def test_negative_membrane_is_kept_not_floored():
+    neuron = MTNeuron()
+    run_steps(neuron, [-1.0, -0.5])
+    assert neuron.v.item() == pytest.approx(-1.5)
+    assert run_steps(neuron, [2.0]) == [0.25]  # v = 0.5 is not > 0.5, but is > 0.25
+
+
+def test_levels_scale_with_threshold():
+    neuron = MTNeuron(threshold=0.5)
+    assert run_steps(neuron, [1.2]) == pytest.approx([1.0 + 0.125])  # levels 1, 0.5, 0.25, 0.125
+
+
+def test_strict_inequality_at_exact_level():
+    assert run_steps(MTNeuron(), [2.0]) == pytest.approx([1.75])  # not > 2: fires 1, 0.5, 0.25
+
+
+def test_quantization_fast_path_equals_greedy_loop():
+    torch.manual_seed(0)
+    v = torch.randn(100_000) * 3
+    fast = MTNeuron()
+    slow = MTNeuron()
+    slow.halving = False
+    assert fast.halving
+    assert torch.equal(fast.fire(v), slow.fire(v))
+    assert torch.equal(fast.level_spikes(fast.fire(v)), slow.level_spikes(slow.fire(v)))
+
+
+def test_non_halving_threshold_set_uses_loop():
+    neuron = MTNeuron(MTParams(thresholds=(3.0, 1.0)))
+    assert not neuron.halving
+    assert run_steps(neuron, [3.5, 0.0, 0.6]) == pytest.approx([3.0, 0.0, 1.0])
+
+
+def test_optimal_thresholds_option():
+    assert MTParams(thresholds="optimal:3").thresholds == (0.5, 0.25, 0.125)
+    assert optimal_thresholds(1) == (0.5,)
+    with pytest.raises(ValueError):
+        MTParams(thresholds="optimal:x")
+    with pytest.raises(ValueError):
+        MTParams(thresholds=(1.0, -1.0))
+
+
+def test_multi_step_state_shape_and_reset():
+    from spikingjelly.activation_based import functional
+
+    neuron = MTNeuron()
+    x = torch.rand(2, 3, 4, 4) * 4
+    out = neuron(x)
+    assert out.shape == x.shape
+    assert torch.all((out >= 0) & (out <= 3.75))
+    functional.reset_net(neuron)
+    assert neuron.v == 0.0
