@@ -165,7 +165,7 @@ def run(
     debug: DebugOption = False,
 ) -> None:
     """Run a benchmark grid (with no option: the embedded demo)."""
-    from bench_suite.report import render_markdown, summary_table, tidy_frame
+    from bench_suite.report import failed_cells, render_markdown, summary_table, tidy_frame
     from bench_suite.runner import Runner
     from bench_suite.spec import RunSpec
     from bench_suite.store import ResultStore
@@ -205,7 +205,7 @@ def run(
         progress.stop()
         if any(o.status in ("done", "skipped") for o in outcomes):
             # plain stdout: Rich would wrap the table at the terminal width, and it must stay pasteable
-            typer.echo(render_markdown(summary_table(tidy_frame(store, run_id))))
+            typer.echo(render_markdown(summary_table(tidy_frame(store, run_id)), failed_cells(store, run_id)))
     console.print(f"report: bench-suite report {run_id} --format csv|latex|markdown", highlight=False)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:

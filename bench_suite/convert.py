@@ -58,6 +58,7 @@ class NetworkStructure:
     sites: list[str]  # ReLU node names in execution order
     pools: list[str]  # average-pool node names
     concats: list[str]
+    channels: dict[str, int] = dataclasses.field(default_factory=dict)  # sites and pools → channels
 
     @property
     def first(self) -> WeightedLayer:
@@ -116,6 +117,7 @@ def analyse(model: nn.Module, example: torch.Tensor) -> NetworkStructure:
         )
 
     layers, sites, pools, concats = [], [], [], []
+    channels: dict[str, int] = {}
     output_node = next(n for n in gm.graph.nodes if n.op == "output")
     for node in gm.graph.nodes:
         module = _module(gm, node)
@@ -124,16 +126,18 @@ def analyse(model: nn.Module, example: torch.Tensor) -> NetworkStructure:
             if not isinstance(producer, WEIGHTED_TYPES):
                 raise BenchSuiteError(f"cannot convert: ReLU '{node.name}' does not follow a conv layer")
             sites.append(node.name)
+            channels[node.name] = _channels(node)
         elif isinstance(module, POOL_TYPES):
             pools.append(node.name)
+            channels[node.name] = _channels(node)
         elif _is_cat(node):
             concats.append(node.name)
         elif isinstance(module, WEIGHTED_TYPES):
             source = node.args[0]
             parts, start = [], 0
-            for site, channels in sources(source, node.target):
-                parts.append(InputPart(site, start, start + channels))
-                start += channels
+            for site, width in sources(source, node.target):
+                parts.append(InputPart(site, start, start + width))
+                start += width
             users = list(node.users)
             relu_users = [u for u in users if isinstance(_module(gm, u), nn.ReLU)]
             if relu_users and len(users) == 1:
@@ -156,7 +160,7 @@ def analyse(model: nn.Module, example: torch.Tensor) -> NetworkStructure:
         raise BenchSuiteError("cannot convert: the model must end in a weighted head layer without ReLU")
     if layers[0].parts[0].site is not None or layers[0].activation is None:
         raise BenchSuiteError("cannot convert: the model must start with a conv on the input followed by ReLU")
-    return NetworkStructure(gm, layers, sites, pools, concats)
+    return NetworkStructure(gm, layers, sites, pools, concats, channels)
 
 
 def record_activations(
@@ -236,6 +240,12 @@ class SpikingNetwork(nn.Module):
     def forward(self, x: torch.Tensor, time_steps: int) -> torch.Tensor:
         return self.simulate(x, time_steps)
 
+    def finalize(self) -> SpikingNetwork:
+        """Prepare a trained network for inference: each neuron type's ``finalize_network`` (RS folds)."""
+        for neuron_type in {type(neuron) for _, neuron in self.neurons()}:
+            neuron_type.finalize_network(self)
+        return self
+
     def flow_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The ASF pass: one non-temporal pass over the rates recorded by the last ``simulate(record=True)``."""
         neurons = self.neurons()
@@ -248,7 +258,7 @@ class SpikingNetwork(nn.Module):
                 neuron.mode = "simulate"
 
 
-NeuronFactory = Callable[[float], SpikingNeuron]
+NeuronFactory = Callable[[float, int], SpikingNeuron]  # (threshold, channels) → neuron
 
 
 def build_spiking_network(
@@ -278,11 +288,11 @@ def build_spiking_network(
     for site in structure.sites:
         node = nodes[site]
         parent, _, attr = node.target.rpartition(".")
-        setattr(gm.get_submodule(parent), attr, make_neuron(thresholds.get(site, 1.0)))
+        setattr(gm.get_submodule(parent), attr, make_neuron(thresholds.get(site, 1.0), structure.channels[site]))
     for pool in structure.pools:
         node = nodes[pool]
         name = f"{node.target.replace('.', '_')}_respike"
-        gm.add_submodule(name, make_neuron(thresholds.get(pool, 1.0)))
+        gm.add_submodule(name, make_neuron(thresholds.get(pool, 1.0), structure.channels[pool]))
         with graph.inserting_after(node):
             respike = graph.call_module(name, (node,))
         node.replace_all_uses_with(respike, delete_user_cb=lambda user, keep=respike: user is not keep)

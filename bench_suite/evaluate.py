@@ -27,14 +27,17 @@ def network_input(sample: Sample, bundle: DatasetBundle) -> np.ndarray:
     return sample.image
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad H and W up to a multiple of ``multiple`` (each level of the U-Net halves the side)."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-    return x, (height, width)
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Reflect-pad every spatial side of ``[N, C, *spatial]`` up to a multiple of ``multiple``.
+
+    Each level of the U-Net halves the sides; returns the padded tensor and the original sides.
+    """
+    sides = tuple(x.shape[2:])
+    pads = [(-side) % multiple for side in sides]
+    if any(pads):
+        mode = "reflect" if all(p < s for p, s in zip(pads, sides, strict=True)) else "replicate"
+        x = F.pad(x, [amount for pad in reversed(pads) for amount in (0, pad)], mode=mode)
+    return x, sides
 
 
 def sample_metrics(bundle: DatasetBundle, sample: Sample, output: torch.Tensor, noisy: np.ndarray):
@@ -71,10 +74,10 @@ def evaluate(
             for start in range(0, len(samples), batch_size):
                 chunk = samples[start : start + batch_size]
                 inputs = [network_input(s, bundle) for s in chunk]
-                x, (height, width) = pad_to_multiple(torch.from_numpy(np.stack(inputs)).float(), multiple)
+                x, sides = pad_to_multiple(torch.from_numpy(np.stack(inputs)).float(), multiple)
                 output = trained(x, record="stats")
                 check_output(output, x, bundle.task, who)
-                output = output[..., :height, :width]
+                output = output[(..., *(slice(0, side) for side in sides))]
                 for sample, noisy, out in zip(chunk, inputs, output, strict=True):
                     metrics, prediction = sample_metrics(bundle, sample, out, noisy)
                     rows.extend((sample.id, name, float(value)) for name, value in metrics.items())

@@ -209,8 +209,11 @@ def summary_table(tidy: pd.DataFrame) -> pd.DataFrame:
         ["dataset", "_snn", "trainer", "neuron", "norm", "T", "variant"], kind="stable"
     ).index
     stats = stats.iloc[order]
+    # a metric absent from a row's cells (another task's metric) is "not measured", unlike NaN values
+    not_measured = {metric: stats[(metric, "n")].isna().to_numpy() for metric in metrics}
     for metric in metrics:
         stats[(metric, "n")] = stats[(metric, "n")].fillna(0).astype(int)
+    stats.attrs["not_measured"] = not_measured
     return stats
 
 
@@ -264,6 +267,9 @@ def _layout(summary: pd.DataFrame, failures: pd.DataFrame | None) -> tuple[list[
         for metric in metrics:
             mean = float(summary[(metric, "mean")].iloc[position])
             std = float(summary[(metric, "std")].iloc[position])
+            if summary.attrs.get("not_measured", {}).get(metric, [False] * (position + 1))[position]:
+                values.append(("–", None, False))  # not measured here (another task's metric), not NaN
+                continue
             mean_text = _fmt(mean, decimals[metric])
             std_text = None if math.isnan(std) else _fmt(std, decimals[metric])
             values.append((mean_text, std_text, best.get((key["dataset"], metric)) == mean_text))

@@ -157,7 +157,7 @@ class Runner:
             return None
         neuron_cls = self.registry.get("neuron", cell.neuron.name).obj
         params = cell.neuron.params
-        return lambda threshold: neuron_cls(params, threshold=threshold)
+        return lambda threshold, channels: neuron_cls(params, threshold=threshold, channels=channels)
 
     def norm(self, cell: Cell):
         if cell.norm is None:

@@ -25,16 +25,18 @@ class Profile:
     patches_per_image: int
     batch_size: int
     calibration_samples: int  # reference: 64 segmentation / 32 denoising patches
+    dt_epochs: int = 1  # direct training (BPTT through T steps) epochs
+    dt_lr: float = 1e-3
     eval_batch_size: int = 16
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", width=4, ann_epochs=2, ann_lr=2e-3, finetune_epochs=1, finetune_lr=1e-4,
-                     patches_per_image=24, batch_size=8, calibration_samples=16),
+                     patches_per_image=24, batch_size=8, calibration_samples=16, dt_epochs=1),
     "quick": Profile("quick", width=16, ann_epochs=12, ann_lr=2e-3, finetune_epochs=1, finetune_lr=1e-4,
-                     patches_per_image=64, batch_size=16, calibration_samples=64),
+                     patches_per_image=64, batch_size=16, calibration_samples=64, dt_epochs=3),
     "paper": Profile("paper", width=64, ann_epochs=200, ann_lr=1e-3, finetune_epochs=100, finetune_lr=1e-6,
-                     patches_per_image=600, batch_size=8, calibration_samples=64),
+                     patches_per_image=600, batch_size=8, calibration_samples=64, dt_epochs=100),
 }
 
 

@@ -1,6 +1,7 @@
 """The data contract between dataset plugins and the rest: tasks, samples, bundles, patches, noise.
 
-Images are float32 ``[C, H, W]`` in [0, 1]. Segmentation targets are int64 ``[H, W]`` class ids.
+Images are float32 ``[C, H, W]`` (volumes ``[C, D, H, W]``) in [0, 1].
+Segmentation targets are int64 ``[H, W]`` class ids.
 For denoising a sample holds the *clean* image and no target: noise is added by the task
 (training: fresh noise per batch from the run's generator; test: a fixed seed per image id), and the
 network learns the noise residual.
@@ -23,6 +24,7 @@ class Task:
     in_channels: int
     n_classes: int = 2
     noise_sigma: float = 25.0  # denoising only, on the [0, 255] scale
+    spatial_dims: int = 2  # 3 for volumes: images [C, D, H, W], targets [D, H, W]
 
     @property
     def out_channels(self) -> int:

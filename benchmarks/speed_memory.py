@@ -3,7 +3,8 @@
 Prints, for a U-Net of stated size and input:
 - spiking forward time ÷ (T × ANN forward time) for IF and MT at T = 10 (inference mode, fp32);
 - ASF fine-tuning peak memory at T = 50 ÷ at T = 10 (each in a fresh subprocess: peak RSS growth
-  during one ASF step over the RSS before it).
+  during one training step over the RSS before it);
+- STBP (BPTT through T steps) vs ASF training step time and peak memory at T = 10, 20, 50.
 The last line is one JSON object with the ratios. Usage: python benchmarks/speed_memory.py [--quick]
 """
 
@@ -29,6 +30,7 @@ from bench_suite.neurons.multi_threshold import MTNeuron  # noqa: E402
 from bench_suite.norms.scaling import ConnectionWiseNorm  # noqa: E402
 from bench_suite.tasks import Task  # noqa: E402
 from bench_suite.trainers.asf import asf_step  # noqa: E402
+from bench_suite.trainers.direct import bptt_step  # noqa: E402
 
 
 def build(width: int, batch: int, side: int, neuron_cls):
@@ -37,7 +39,8 @@ def build(width: int, batch: int, side: int, neuron_cls):
     x = torch.rand(batch, 1, side, side)
     structure = analyse(ann, x)
     normalized = ConnectionWiseNorm().normalize(structure, x)
-    snn = build_spiking_network(structure, normalized.graph, lambda th: neuron_cls(threshold=th)).eval()
+    snn = build_spiking_network(structure, normalized.graph,
+                                lambda th, ch: neuron_cls(threshold=th, channels=ch)).eval()
     return ann, snn, x
 
 
@@ -56,18 +59,24 @@ def rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure_asf_memory(width: int, batch: int, side: int, time_steps: int) -> int:
-    """Peak RSS growth (bytes) of one ASF step, after a warm-up step that allocates the optimizer state."""
+STEPS = {"asf": asf_step, "stbp": bptt_step}
+
+
+def measure_training_step(method: str, width: int, batch: int, side: int, time_steps: int) -> tuple[int, float]:
+    """Peak RSS growth (bytes) and time (s) of one training step, after a warm-up step at T = 1 that
+    allocates the optimizer state (so the growth is the step's own activations)."""
     _, snn, x = build(width, batch, side, MTNeuron)
     snn.train()
     target = torch.randint(0, 2, (batch, side, side))
     optimizer = torch.optim.Adam(snn.parameters(), lr=1e-5)
     task = Task("segmentation", 1, 2)
-    asf_step(snn, x, target, 1, task, optimizer)
+    STEPS[method](snn, x, target, 1, task, optimizer)
     before = rss_bytes()
-    asf_step(snn, x, target, time_steps, task, optimizer)
+    start = time.perf_counter()
+    STEPS[method](snn, x, target, time_steps, task, optimizer)
+    seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return max(peak - before, 1)
+    return max(peak - before, 1), seconds
 
 
 def main() -> None:
@@ -76,10 +85,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--side", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--asf-memory", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.asf_memory:
-        print(measure_asf_memory(args.width, args.batch, args.side, args.asf_memory))
+    if args.measure:
+        memory, seconds = measure_training_step(args.measure[0], args.width, args.batch, args.side,
+                                                int(args.measure[1]))
+        print(memory, seconds)
         return
 
     time_steps = 10
@@ -100,16 +111,25 @@ def main() -> None:
     print(f"IF forward ÷ (T × ANN forward) = {if_ratio:.3f}")
     print(f"MT forward ÷ (T × ANN forward) = {mt_ratio:.3f}")
 
-    memory = {}
-    for steps in (10, 50):
-        command = [sys.executable, __file__, "--width", str(args.width), "--batch", str(args.batch),
-                   "--side", str(args.side), "--asf-memory", str(steps)]
-        memory[steps] = int(subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()[-1])
-        print(f"ASF step peak memory growth at T={steps}: {memory[steps] / 2**20:.1f} MiB")
-    mem_ratio = memory[50] / memory[10]
+    measured: dict[tuple[str, int], tuple[int, float]] = {}
+    print("training step (MT neuron, one batch), each in a fresh process:")
+    for steps in (10, 20, 50):
+        for method in ("asf", "stbp"):
+            command = [sys.executable, __file__, "--width", str(args.width), "--batch", str(args.batch),
+                       "--side", str(args.side), "--measure", method, str(steps)]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+            measured[method, steps] = (int(out[-2]), float(out[-1]))
+        asf, stbp = measured["asf", steps], measured["stbp", steps]
+        print(f"  T={steps}: ASF {asf[1]:.2f} s, {asf[0] / 2**20:.0f} MiB; STBP {stbp[1]:.2f} s, "
+              f"{stbp[0] / 2**20:.0f} MiB; ASF ÷ STBP time {asf[1] / stbp[1]:.3f}, memory {asf[0] / stbp[0]:.3f}")
+    mem_ratio = measured["asf", 50][0] / measured["asf", 10][0]
     print(f"ASF peak memory T=50 ÷ T=10 = {mem_ratio:.3f}")
-    print(json.dumps({"if_fwd_over_T_ann": round(if_ratio, 4), "mt_fwd_over_T_ann": round(mt_ratio, 4),
-                      "asf_mem_T50_over_T10": round(mem_ratio, 4)}))
+    print(json.dumps({
+        "if_fwd_over_T_ann": round(if_ratio, 4), "mt_fwd_over_T_ann": round(mt_ratio, 4),
+        "asf_mem_T50_over_T10": round(mem_ratio, 4),
+        "asf_over_stbp_time": round(measured["asf", 10][1] / measured["stbp", 10][1], 4),
+        "asf_over_stbp_mem": round(measured["asf", 10][0] / measured["stbp", 10][0], 4),
+    }))
 
 
 if __name__ == "__main__":

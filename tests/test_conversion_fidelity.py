@@ -32,7 +32,8 @@ def test_if_cw_at_T200_agrees_with_ann_on_98_percent_of_test_pixels(tmp_path):
         ann_prediction = ann(x).argmax(1)
         agreement = {}
         for name, neuron_cls in (("if", IFNeuron), ("mt", MTNeuron)):
-            snn = build_spiking_network(structure, normalized.graph, lambda th, cls=neuron_cls: cls(threshold=th))
+            snn = build_spiking_network(structure, normalized.graph,
+                                        lambda th, ch, cls=neuron_cls: cls(threshold=th, channels=ch))
             agreement[name] = (snn(x, 200).argmax(1) == ann_prediction).float().mean().item()
     vessel_fraction = ann_prediction.float().mean().item()
     assert 0.03 < vessel_fraction < 0.4, "the ANN must predict real vessel maps for agreement to mean anything"

@@ -11,6 +11,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from bench_suite.errors import BenchSuiteError
 from bench_suite.tasks import Task
 
 
@@ -93,10 +94,16 @@ class UNet2d:
     Params = UNet2dParams
     dims = 2
 
-    def __init__(self, params: UNet2dParams) -> None:
-        self.params = params
+    def __init__(self, params: UNet2dParams | None = None) -> None:
+        self.params = params or self.Params()
 
     def build(self, task: Task, profile_width: int) -> UNet:
+        if task.spatial_dims != self.dims:
+            other = "unet3d" if task.spatial_dims == 3 else "unet2d"
+            raise BenchSuiteError(
+                f"model '{self.name}' is {self.dims}-D but the dataset is {task.spatial_dims}-D; "
+                f"use --plugin model={other}"
+            )
         return UNet(
             task.in_channels, task.out_channels, width=self.params.width or profile_width,
             depth=self.params.depth, head=task.kind, dims=self.dims,
@@ -105,3 +112,19 @@ class UNet2d:
     def input_multiple(self) -> int:
         """Spatial sides must be a multiple of this (one halving per level)."""
         return 2**self.params.depth
+
+    @property
+    def name(self) -> str:
+        return f"unet{self.dims}d"
+
+
+@dataclasses.dataclass(frozen=True)
+class UNet3dParams(UNet2dParams):
+    depth: int = 3  # volumes of about 40×56×40 allow three halvings
+
+
+class UNet3d(UNet2d):
+    """3-D U-Net for volumes (Conv3d, AvgPool3d, ConvTranspose3d, concatenation); width and depth options."""
+
+    Params = UNet3dParams
+    dims = 3

@@ -16,9 +16,26 @@ The same module serves three modes:
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
-from spikingjelly.activation_based import surrogate
 from spikingjelly.activation_based.neuron import SimpleBaseNode
+
+from bench_suite.neurons.surrogates import DEFAULT_ALPHA, SurrogateName, make_surrogate
+
+
+@dataclasses.dataclass(frozen=True)
+class SurrogateParams:
+    """Parameters every neuron shares: the surrogate gradient used in direct training / BPTT."""
+
+    surrogate: SurrogateName = "sigmoid"
+    alpha: float = 0.0  # 0: the surrogate's default (sigmoid 4, atan 2, rectangular 1, triangle 0.3)
+
+    def __post_init__(self) -> None:
+        if self.surrogate not in DEFAULT_ALPHA:
+            raise ValueError(f"surrogate must be one of {', '.join(DEFAULT_ALPHA)}, got '{self.surrogate}'")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be positive (0 = the surrogate's default), got {self.alpha}")
 
 
 class _GatedFlow(torch.autograd.Function):
@@ -39,13 +56,20 @@ class SpikingNeuron(SimpleBaseNode):
     """Base class of bench-suite neurons (not registered itself)."""
 
     Params = None
+    #: True when reset subtracts exactly the output, so Σ input = v + Σ output need not be recorded
+    subtracts_output = True
 
-    def __init__(self, params=None, threshold: float = 1.0, reset: str = "subtract") -> None:
+    def __init__(
+        self, params=None, threshold: float = 1.0, reset: str = "subtract", channels: int | None = None
+    ) -> None:
+        params = params if params is not None else SurrogateParams()
         super().__init__(
             v_threshold=float(threshold), v_reset=None if reset == "subtract" else 0.0,
-            surrogate_function=surrogate.Sigmoid(), step_mode="s",
+            surrogate_function=make_surrogate(getattr(params, "surrogate", "sigmoid"), getattr(params, "alpha", 0.0)),
+            step_mode="s",
         )
         self.params = params
+        self.channels = channels
         self.mode = "simulate"
         self.record = False
         self.register_memory("acc_in", 0.0)
@@ -58,6 +82,10 @@ class SpikingNeuron(SimpleBaseNode):
     def fire(self, v: torch.Tensor) -> torch.Tensor:
         """Graded output for membrane potential ``v`` (after charging). Subclasses implement."""
         raise NotImplementedError
+
+    def spike(self, v: torch.Tensor, threshold: float) -> torch.Tensor:
+        """H(v − threshold) with the surrogate gradient (used where autograd is on)."""
+        return self.surrogate_function((v - threshold) / threshold)
 
     def level_spikes(self, out: torch.Tensor) -> torch.Tensor:
         """Number of binary spikes carried by ``out`` (one per fired level); default: one per event."""
@@ -74,7 +102,7 @@ class SpikingNeuron(SimpleBaseNode):
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "flow":
-            return _GatedFlow.apply(x, self.acc_out / self.steps, self.accumulated_input() > 0)
+            return self.flow_output(x)
         if torch.is_grad_enabled():
             self.neuronal_charge(x)
             out = self.fire(self.v)
@@ -92,11 +120,15 @@ class SpikingNeuron(SimpleBaseNode):
         else:
             self.neuronal_charge(x)  # first step: v is the float 0.0, so this makes a new tensor
         out = self.fire(self.v)
+        self.neuronal_reset_(out)
+        return out
+
+    def neuronal_reset_(self, out: torch.Tensor) -> None:
+        """In-place reset; a neuron whose ``neuronal_reset`` differs overrides this one too."""
         if self.v_reset is None:
             self.v.sub_(out)
         else:
             self.v.masked_fill_(out != 0, 0.0)
-        return out
 
     def neuronal_charge_(self, x: torch.Tensor) -> None:
         """In-place charge; a neuron whose ``neuronal_charge`` differs overrides this one too."""
@@ -107,16 +139,32 @@ class SpikingNeuron(SimpleBaseNode):
 
     def _record(self, x: torch.Tensor, out: torch.Tensor) -> None:
         # With reset by subtraction the accumulated input is v + Σ out, so it need not be summed.
-        if self.v_reset is not None:
+        if not self._input_from_v():
             self.acc_in = self.acc_in + x
-        self.acc_out = out.clone() if self.steps == 0 else self.acc_out.add_(out)
+        recorded = self.recorded_output(out)
+        self.acc_out = recorded.clone() if self.steps == 0 else self.acc_out.add_(recorded)
         self.steps = self.steps + 1
         if self.record == "stats":
             self.events = self.events + (out != 0).sum()
             self.spikes = self.spikes + self.level_spikes(out)
 
+    def recorded_output(self, out: torch.Tensor) -> torch.Tensor:
+        """What ASF accumulates per step (the output itself, unless a neuron scales it afterwards)."""
+        return out
+
+    def flow_output(self, x: torch.Tensor) -> torch.Tensor:
+        """ASF pass: the recorded output rate forward, the identity gated by (Σ input > 0) backward."""
+        return _GatedFlow.apply(x, self.acc_out / self.steps, self.accumulated_input() > 0)
+
+    def _input_from_v(self) -> bool:
+        return self.subtracts_output and self.v_reset is None
+
     def accumulated_input(self) -> torch.Tensor:
-        return self.v + self.acc_out if self.v_reset is None else self.acc_in
+        return self.v + self.acc_out if self._input_from_v() else self.acc_in
+
+    @classmethod
+    def finalize_network(cls, network) -> None:
+        """Called once on a trained network before inference (RS folds its scales here)."""
 
     def extra_repr(self) -> str:
         reset = "subtract" if self.v_reset is None else "zero"

@@ -7,12 +7,18 @@ from typing import Literal
 
 import torch
 
-from bench_suite.neurons.base import SpikingNeuron
+from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
 
 
 @dataclasses.dataclass(frozen=True)
-class IFParams:
+class IFParams(SurrogateParams):
     reset: Literal["subtract", "zero"] = "subtract"
+    threshold: float = 1.0  # multiplies the layer's threshold (1 after weight normalization)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be positive, got {self.threshold}")
 
 
 class IFNeuron(SpikingNeuron):
@@ -20,13 +26,16 @@ class IFNeuron(SpikingNeuron):
 
     Params = IFParams
 
-    def __init__(self, params: IFParams | None = None, threshold: float = 1.0) -> None:
+    def __init__(self, params: IFParams | None = None, threshold: float = 1.0, channels: int | None = None) -> None:
         params = params or IFParams()
-        super().__init__(params, threshold, reset=params.reset)
+        super().__init__(params, threshold * params.threshold, reset=params.reset, channels=channels)
 
     def fire(self, v: torch.Tensor) -> torch.Tensor:
-        if self.v_threshold == 1.0:
+        theta = self.v_threshold
+        if v.requires_grad:
+            return self.spike(v, theta) * theta
+        if theta == 1.0:
             # clamp(floor(v), 0, 1) equals (v ≥ 1) for every finite v and is about 3× faster on CPU than
             # a comparison followed by a bool → float copy (converted networks all have θ = 1)
             return torch.floor(v).clamp_(0.0, 1.0)
-        return (v >= self.v_threshold).to(v.dtype) * self.v_threshold
+        return (v >= theta).to(v.dtype) * theta

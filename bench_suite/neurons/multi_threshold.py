@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from bench_suite.neurons.base import SpikingNeuron
+from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
 
 
 def optimal_thresholds(n: int) -> tuple[float, ...]:
@@ -45,10 +45,11 @@ def is_halving(levels: tuple[float, ...]) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class MTParams:
+class MTParams(SurrogateParams):
     thresholds: tuple[float, ...] | str = (2.0, 1.0, 0.5, 0.25)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "thresholds", resolve_thresholds(self.thresholds))
 
 
@@ -57,9 +58,9 @@ class MTNeuron(SpikingNeuron):
 
     Params = MTParams
 
-    def __init__(self, params: MTParams | None = None, threshold: float = 1.0) -> None:
+    def __init__(self, params: MTParams | None = None, threshold: float = 1.0, channels: int | None = None) -> None:
         params = params or MTParams()
-        super().__init__(params, threshold, reset="subtract")
+        super().__init__(params, threshold, reset="subtract", channels=channels)
         self.levels = params.thresholds
         self.halving = is_halving(self.levels)
         self.n_levels = len(self.levels)
@@ -72,6 +73,16 @@ class MTNeuron(SpikingNeuron):
 
     def fire(self, v: torch.Tensor) -> torch.Tensor:
         theta = self.v_threshold
+        if v.requires_grad:
+            # direct training: the greedy loop with one surrogate per level (strict > vs ≥ differs only
+            # on a set of measure zero)
+            out = torch.zeros_like(v)
+            rest = v
+            for level in self.levels:
+                fired = self.spike(rest, level * theta) * (level * theta)
+                out = out + fired
+                rest = rest - fired
+            return out
         if self.halving:
             step = self.levels[-1] * theta
             # one new tensor, then in place: much faster on CPU than the out-of-place chain

@@ -60,6 +60,10 @@ class TrainedNetwork:
     network: nn.Module
     time_steps: int = 0
 
+    def __post_init__(self) -> None:
+        if self.spiking is not None:
+            self.spiking.finalize()
+
     @property
     def spiking(self) -> SpikingNetwork | None:
         return self.network if isinstance(self.network, SpikingNetwork) else None

@@ -75,3 +75,26 @@ def test_multi_step_state_shape_and_reset():
     assert torch.all((out >= 0) & (out <= 3.75))
     functional.reset_net(neuron)
     assert neuron.v == 0.0
+
+
+def test_optimal_thresholds_minimize_expected_quantization_error_by_monte_carlo():
+    # v ~ U[0, 1], one step: the error |v − out| of the optimal halving set 1/2 … 1/16 is uniform on
+    # [0, 1/16): expected 2^-(N+1) = 1/32, and no other 4-level set tried does better
+    torch.manual_seed(0)
+    v = torch.rand(400_000, dtype=torch.float64)
+
+    def error(levels):
+        return (v - MTNeuron(MTParams(thresholds=levels)).fire(v.clone())).abs().mean().item()
+
+    optimal = error("optimal:4")
+    assert optimal == pytest.approx(1 / 32, rel=0.01)
+    for alternative in [(2, 1, 0.5, 0.25), (1, 0.5, 0.25, 0.125), (0.6, 0.3, 0.15, 0.075),
+                        (0.4, 0.2, 0.1, 0.05), (0.5, 0.3, 0.1, 0.05), (0.5, 0.25, 0.2, 0.1)]:
+        assert optimal < error(alternative), alternative
+
+
+def test_if_threshold_option_scales_layer_threshold():
+    from bench_suite.neurons.integrate_fire import IFNeuron, IFParams
+
+    neuron = IFNeuron(IFParams(threshold=0.5), threshold=2.0)
+    assert neuron.v_threshold == 1.0

@@ -121,7 +121,7 @@ def test_converted_if_network_approaches_ann_at_large_T():
     net = TinyConcatNet()
     structure = analyse(net, x)
     normalized = ConnectionWiseNorm().normalize(structure, x)
-    snn = build_spiking_network(structure, normalized.graph, lambda th: IFNeuron(threshold=th))
+    snn = build_spiking_network(structure, normalized.graph, lambda th, ch: IFNeuron(threshold=th, channels=ch))
     with torch.no_grad():
         ann = net(x)
         error_short = (snn(x, 5) - ann).abs().mean()

@@ -13,7 +13,7 @@ def tiny_network(neuron_cls):
     x = torch.randn(2, 1, 3, 3)
     structure = analyse(ann, x)
     normalized = NoNorm().normalize(structure, x)
-    return build_spiking_network(structure, normalized.graph, lambda th: neuron_cls(threshold=th)), x
+    return build_spiking_network(structure, normalized.graph, lambda th, ch: neuron_cls(threshold=th, channels=ch)), x
 
 
 def test_asf_gradient_is_gated_straight_through_identity():

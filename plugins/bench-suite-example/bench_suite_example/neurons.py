@@ -23,8 +23,8 @@ class LIFNeuron(SpikingNeuron):
 
     Params = LIFParams
 
-    def __init__(self, params: LIFParams | None = None, threshold: float = 1.0) -> None:
-        super().__init__(params or LIFParams(), threshold)
+    def __init__(self, params: LIFParams | None = None, threshold: float = 1.0, channels: int | None = None) -> None:
+        super().__init__(params or LIFParams(), threshold, channels=channels)
 
     # Only the charge differs from IF, as in SpikingJelly's own LIF: override that step alone.
     def neuronal_charge(self, x: torch.Tensor) -> None:
