@@ -16,4 +16,12 @@ BUILTIN_PLUGINS: list[tuple[str, str, str]] = [
     ("trainer", "dt", "bench_suite.trainers.direct:DirectTrainer"),
     ("dataset", "demo-vessels", "bench_suite.datasets.demo:DemoVessels"),
     ("dataset", "demo-denoise", "bench_suite.datasets.demo:DemoDenoise"),
+    ("dataset", "drive", "bench_suite.datasets.drive:Drive"),
+    ("dataset", "em", "bench_suite.datasets.em:ISBI2012EM"),
+    ("dataset", "camseq01", "bench_suite.datasets.camseq:CamSeq01"),
+    ("dataset", "bsd68", "bench_suite.datasets.bsd:BSD68"),
+    ("dataset", "cbsd68", "bench_suite.datasets.bsd:CBSD68"),
+    ("dataset", "set12", "bench_suite.datasets.bsd:Set12"),
+    ("dataset", "hippocampus", "bench_suite.datasets.nifti:Hippocampus"),
+    ("dataset", "adni", "bench_suite.datasets.nifti:ADNI"),
 ]

@@ -278,6 +278,72 @@ def report(
         console.print(f"wrote {out}", highlight=False)
 
 
+data_app = typer.Typer(help="Where a dataset is looked for, whether it is valid, and how to get it.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+DataRootOption = Annotated[
+    Optional[Path], typer.Option("--data-root", help="Data root (default: $BENCH_SUITE_DATA, then ./datasets).")
+]
+
+
+def _dataset(name: str):
+    from bench_suite.params import parse_plugin_option
+    from bench_suite.registry import get_registry
+    from bench_suite.spec import resolve
+
+    resolved = resolve(get_registry(), parse_plugin_option(f"dataset={name}"))
+    return get_registry().get("dataset", resolved.name).obj(resolved.params)
+
+
+def _data_root(data_root: Path | None) -> Path:
+    from bench_suite.runner import default_data_root
+
+    return data_root or default_data_root()
+
+
+@data_app.command("info")
+@guarded
+def data_info(name: str, data_root: DataRootOption = None, debug: DebugOption = False) -> None:
+    """Say where NAME is looked for and what was found there."""
+    from bench_suite.datasets.checks import info
+
+    for line in info(name, _dataset(name), _data_root(data_root)):
+        typer.echo(line)
+
+
+@data_app.command("check")
+@guarded
+def data_check(name: str, data_root: DataRootOption = None, debug: DebugOption = False) -> None:
+    """Read and validate every file of NAME: counts, shapes, label values and every problem."""
+    from bench_suite.datasets.checks import check
+
+    report = check(name, _dataset(name), _data_root(data_root))
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        fail(f"{name}: {len(report.problems)} problem(s) found (listed above); fix them and check again", 1)
+
+
+@data_app.command("fetch")
+@guarded
+def data_fetch(
+    name: str, data_root: DataRootOption = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="A mirror of the declared download.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Download NAME where it is publicly downloadable (checksummed, resumable)."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from bench_suite.datasets.checks import fetch
+
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console) as progress:
+        task = progress.add_task(f"fetch {name}", total=None)
+        folder = fetch(name, _dataset(name), _data_root(data_root), url=url,
+                       progress=lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"{name} is in {folder}", highlight=False)
+
+
 def main() -> None:
     app()
 

@@ -85,6 +85,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--side", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--train-width", type=int, default=16,
+                        help="width for the training-step comparison (STBP at T=50 needs ~T× the memory)")
+    parser.add_argument("--train-batch", type=int, default=4)
     parser.add_argument("--measure", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -112,12 +115,17 @@ def main() -> None:
     print(f"MT forward ÷ (T × ANN forward) = {mt_ratio:.3f}")
 
     measured: dict[tuple[str, int], tuple[int, float]] = {}
-    print("training step (MT neuron, one batch), each in a fresh process:")
+    print(f"training step (MT neuron, width {args.train_width}, batch {args.train_batch}×1×{args.side}×"
+          f"{args.side}), each in a fresh process:")
     for steps in (10, 20, 50):
         for method in ("asf", "stbp"):
-            command = [sys.executable, __file__, "--width", str(args.width), "--batch", str(args.batch),
-                       "--side", str(args.side), "--measure", method, str(steps)]
-            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+            command = [sys.executable, __file__, "--width", str(args.train_width), "--batch",
+                       str(args.train_batch), "--side", str(args.side), "--measure", method, str(steps)]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SystemExit(f"{method} at T={steps} failed (exit {result.returncode}; out of memory?): "
+                                 f"{result.stderr.strip().splitlines()[-1:] or ''}")
+            out = result.stdout.split()
             measured[method, steps] = (int(out[-2]), float(out[-1]))
         asf, stbp = measured["asf", steps], measured["stbp", steps]
         print(f"  T={steps}: ASF {asf[1]:.2f} s, {asf[0] / 2**20:.0f} MiB; STBP {stbp[1]:.2f} s, "
