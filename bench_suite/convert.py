@@ -219,6 +219,10 @@ class SpikingNetwork(nn.Module):
         self.encoder = encoder
         self.body = body
         self.head = head
+        # None: direct (static) coding, the first conv's output computed once for all steps; else an
+        # object with encode(x, t, generator) giving each step's input (Poisson rate coding)
+        self.input_coding = None
+        self.coding_generator = torch.Generator().manual_seed(0)
 
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         return [(n, m) for n, m in self.body.named_modules() if isinstance(m, SpikingNeuron)]
@@ -231,6 +235,11 @@ class SpikingNetwork(nn.Module):
     def simulate(self, x: torch.Tensor, time_steps: int, record: bool | str = False) -> torch.Tensor:
         functional.reset_net(self.body)
         self.set_record(record)
+        if self.input_coding is not None:
+            total = 0.0
+            for step in range(time_steps):
+                total = total + self.body(self.encoder(self.input_coding.encode(x, step, self.coding_generator)))
+            return self.head(total / time_steps)
         current = self.encoder(x)
         total = self.body(current)
         for _ in range(time_steps - 1):
@@ -256,6 +265,11 @@ class SpikingNetwork(nn.Module):
         finally:
             for _, neuron in neurons:
                 neuron.mode = "simulate"
+
+
+def respike_name(pool_target: str) -> str:
+    """Module name of the neuron that re-spikes the output of the average pool at ``pool_target``."""
+    return f"{pool_target.replace('.', '_')}_respike"
 
 
 NeuronFactory = Callable[[float, int], SpikingNeuron]  # (threshold, channels) → neuron
@@ -291,7 +305,7 @@ def build_spiking_network(
         setattr(gm.get_submodule(parent), attr, make_neuron(thresholds.get(site, 1.0), structure.channels[site]))
     for pool in structure.pools:
         node = nodes[pool]
-        name = f"{node.target.replace('.', '_')}_respike"
+        name = respike_name(node.target)
         gm.add_submodule(name, make_neuron(thresholds.get(pool, 1.0), structure.channels[pool]))
         with graph.inserting_after(node):
             respike = graph.call_module(name, (node,))

@@ -40,15 +40,28 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, sides
 
 
-def sample_metrics(bundle: DatasetBundle, sample: Sample, output: torch.Tensor, noisy: np.ndarray):
-    """Metrics of one sample from the network's raw output ``[K, H, W]``; returns (metrics, prediction)."""
+def sample_metrics(
+    bundle: DatasetBundle, sample: Sample, output: torch.Tensor, noisy: np.ndarray,
+    decision_threshold: float | None = None,
+):
+    """Metrics of one sample from the network's raw output ``[K, *spatial]``; returns (metrics, prediction)."""
     from bench_suite.metrics.denoising import denoising_metrics
     from bench_suite.metrics.segmentation import binary_segmentation_metrics, multiclass_iou
+    from bench_suite.metrics.volume import mean_over_classes, volume_metrics
 
     task = bundle.task
     if task.kind == "segmentation":
-        prediction = output.argmax(0).numpy()
-        if task.n_classes == 2:
+        if decision_threshold is not None and task.n_classes == 2:
+            prediction = (torch.softmax(output, 0)[1] > decision_threshold).long().numpy()
+        else:
+            prediction = output.argmax(0).numpy()
+        if task.spatial_dims == 3:
+            spacing = getattr(sample, "spacing", (1.0, 1.0, 1.0))
+            if task.n_classes == 2:
+                metrics = volume_metrics(prediction, sample.target, spacing)
+            else:
+                metrics = mean_over_classes(prediction, sample.target, spacing, range(1, task.n_classes))
+        elif task.n_classes == 2:
             metrics = binary_segmentation_metrics(prediction, sample.target, sample.fov)
         else:
             metrics = multiclass_iou(prediction, sample.target, task.n_classes)
@@ -61,7 +74,21 @@ def evaluate(
     trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress=None,
     who: str = "network",
 ) -> Evaluation:
-    """Predict every test sample (grouped by shape into batches), score it, gather spike statistics."""
+    """Predict every test sample (grouped by shape into batches), score it, gather spike statistics.
+
+    Networks of the trainer's intermediate stages (``trained.stages``) are scored too, their metrics
+    named ``stage/metric`` (e.g. ``converted/dice``).
+    """
+    result = _evaluate_one(trained, bundle, multiple, batch_size, progress, who)
+    for stage, network in trained.stages.items():
+        extra = _evaluate_one(network, bundle, multiple, batch_size, None, f"{who} ({stage})")
+        result.sample_metrics.extend((s, f"{stage}/{m}", v) for s, m, v in extra.sample_metrics)
+    return result
+
+
+def _evaluate_one(
+    trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress, who: str
+) -> Evaluation:
     groups: dict[tuple[int, ...], list[Sample]] = defaultdict(list)
     for sample in bundle.test:
         groups[sample.image.shape].append(sample)
@@ -79,7 +106,7 @@ def evaluate(
                 check_output(output, x, bundle.task, who)
                 output = output[(..., *(slice(0, side) for side in sides))]
                 for sample, noisy, out in zip(chunk, inputs, output, strict=True):
-                    metrics, prediction = sample_metrics(bundle, sample, out, noisy)
+                    metrics, prediction = sample_metrics(bundle, sample, out, noisy, trained.decision_threshold)
                     rows.extend((sample.id, name, float(value)) for name, value in metrics.items())
                     predictions[sample.id] = prediction
                 if trained.spiking is not None:

@@ -111,7 +111,7 @@ class Runner:
             model_plugin = self.registry.get("model", cell.model.name).obj(cell.model.params)
             ctx = CellContext(
                 cell=cell, bundle=bundle, profile=profile, model_plugin=model_plugin,
-                get_ann=lambda: self.trained_ann(cell, bundle, model_plugin, profile, ctx),
+                get_ann=lambda loss=None: self.trained_ann(cell, bundle, model_plugin, profile, ctx, loss),
                 make_neuron=self.neuron_factory(cell), norm=self.norm(cell),
                 calibration_cache=CalibrationCache(self.results_dir / "cache"), progress=self.progress,
             )
@@ -123,11 +123,12 @@ class Runner:
             result = evaluate(trained, bundle, model_plugin.input_multiple(), profile.eval_batch_size,
                               self.progress, who=cell.title())
             eval_seconds = time.perf_counter() - eval_started
+            layer_stats = self.efficiency(trained, bundle, model_plugin, result.layer_stats, ctx)
             ctx.info["split"] = bundle.split
             ctx.info["data_source"] = bundle.source
             store.finish_cell(
                 cell_id, sample_metrics=result.sample_metrics, curves=ctx.curves,
-                layer_stats=result.layer_stats,
+                layer_stats=layer_stats,
                 timings={"train_s": train_seconds, "eval_s": eval_seconds,
                          "total_s": time.perf_counter() - started},
                 info=ctx.info,
@@ -143,6 +144,24 @@ class Runner:
             message = f"{cell.title()} failed: {type(exc).__name__}: {exc}"
             store.fail_cell(cell_id, message, traceback.format_exc())
             return CellOutcome(cell, "failed", message, time.perf_counter() - started)
+
+    @staticmethod
+    def efficiency(trained, bundle: DatasetBundle, model_plugin, layer_stats: list[dict], ctx) -> list[dict]:
+        """Synaptic operations per layer and energy per sample (stored in the cell's info)."""
+        from bench_suite.efficiency import ann_macs, cell_efficiency, energy
+        from bench_suite.evaluate import network_input, pad_to_multiple
+
+        example, _ = pad_to_multiple(
+            torch.from_numpy(network_input(bundle.test[0], bundle))[None].float(), model_plugin.input_multiple()
+        )
+        with torch.no_grad():
+            if trained.spiking is not None:
+                layer_stats, summary = cell_efficiency(trained.spiking, example, layer_stats)
+            else:
+                macs = sum(ann_macs(trained.network, example).values())
+                summary = {"ann_macs": macs, "ann_energy_pj": energy(macs, 0, 0, 0)["ann_energy_pj"]}
+        ctx.info["efficiency"] = summary
+        return layer_stats
 
     # -- shared resources -------------------------------------------------------------------------
     def bundle(self, cell: Cell, profile) -> DatasetBundle:
@@ -164,8 +183,9 @@ class Runner:
             return None
         return self.registry.get("norm", cell.norm.name).obj(cell.norm.params)
 
-    def ann_key(self, cell: Cell, bundle: DatasetBundle, profile) -> str:
+    def ann_key(self, cell: Cell, bundle: DatasetBundle, profile, loss: str | None = None) -> str:
         identity = {
+            "loss": loss,
             "dataset": cell.dataset.label, "dataset_params": cell.dataset.params_dict(),
             "model": cell.model.label, "model_params": cell.model.params_dict(),
             "seed": cell.seed, "profile": dataclasses.asdict(profile), "split": bundle.split,
@@ -173,9 +193,10 @@ class Runner:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
-    def trained_ann(self, cell: Cell, bundle: DatasetBundle, model_plugin, profile, ctx: CellContext):
+    def trained_ann(self, cell: Cell, bundle: DatasetBundle, model_plugin, profile, ctx: CellContext,
+                    loss: str | None = None):
         """The cell's ANN: from its checkpoint if one exists, else trained now and checkpointed."""
-        path = self.results_dir / "checkpoints" / f"ann-{self.ann_key(cell, bundle, profile)}.pt"
+        path = self.results_dir / "checkpoints" / f"ann-{self.ann_key(cell, bundle, profile, loss)}.pt"
         torch.manual_seed(cell.seed)
         model = model_plugin.build(bundle.task, profile.width)
         if path.exists():
@@ -187,7 +208,7 @@ class Runner:
             curves = []
             started = time.perf_counter()
             train_ann(model, bundle, profile, cell.seed,
-                      lambda *row: curves.append(row), self.progress)
+                      lambda *row: curves.append(row), self.progress, loss)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             torch.save({"state_dict": model.state_dict(), "curves": curves}, tmp)

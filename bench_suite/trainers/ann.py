@@ -11,7 +11,8 @@ from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPat
 
 
 def train_ann(
-    model: nn.Module, bundle: DatasetBundle, profile: Profile, seed: int, log_curve, progress
+    model: nn.Module, bundle: DatasetBundle, profile: Profile, seed: int, log_curve, progress,
+    loss_name: str | None = None,
 ) -> nn.Module:
     """Reference: RMSprop lr 1e-3 (segmentation) / Adam with L1 on the noise (denoising), batch 8.
 
@@ -29,7 +30,7 @@ def train_ann(
         total, count = 0.0, 0
         for x, y in patches.batches(epoch):
             optimizer.zero_grad(set_to_none=True)
-            loss = task_loss(bundle.task, model(x), y)
+            loss = task_loss(bundle.task, model(x), y, loss_name)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"ANN training diverged at epoch {epoch + 1} (loss {loss.item()})")
             loss.backward()

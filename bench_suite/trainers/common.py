@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from bench_suite.convert import SpikingNetwork, analyse, build_spiking_network
 from bench_suite.errors import PluginContractError
+from bench_suite.losses import make_loss
 from bench_suite.neurons.base import SpikingNeuron
 from bench_suite.spec import Cell, Profile
 from bench_suite.tasks import DatasetBundle, Task, sample_patches, stable_seed
@@ -33,7 +33,7 @@ class CellContext:
     bundle: DatasetBundle
     profile: Profile
     model_plugin: Any
-    get_ann: Callable[[], nn.Module]
+    get_ann: Callable[..., nn.Module]  # get_ann(loss=None): the trained ANN, cached per loss
     make_neuron: Callable[[float], SpikingNeuron] | None
     norm: Any | None
     calibration_cache: Any | None
@@ -59,6 +59,8 @@ class TrainedNetwork:
 
     network: nn.Module
     time_steps: int = 0
+    decision_threshold: float | None = None  # binary segmentation: P(foreground) above this is foreground
+    stages: dict[str, TrainedNetwork] = dataclasses.field(default_factory=dict)  # evaluated too, as stage/metric
 
     def __post_init__(self) -> None:
         if self.spiking is not None:
@@ -80,7 +82,12 @@ class TrainingPatches:
     def __init__(self, bundle: DatasetBundle, profile: Profile, seed: int) -> None:
         self.task = bundle.task
         rng = np.random.default_rng(stable_seed("patches", seed))
-        images, targets = sample_patches(bundle.train, profile.patches_per_image, bundle.patch_size, rng)
+        if bundle.task.spatial_dims == 3:
+            # volumes are boxed to one shape by their loader and trained whole, as in the reference
+            images = np.stack([s.image for s in bundle.train]).astype(np.float32)
+            targets = np.stack([s.target for s in bundle.train]).astype(np.int64)
+        else:
+            images, targets = sample_patches(bundle.train, profile.patches_per_image, bundle.patch_size, rng)
         self.images = torch.from_numpy(images)
         self.targets = torch.from_numpy(targets) if targets is not None else None
         self.batch_size = profile.batch_size
@@ -115,11 +122,10 @@ def make_input_target(
     return images + noise, noise
 
 
-def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for segmentation, L1 to the noise map for denoising (the reference losses)."""
-    if task.kind == "segmentation":
-        return F.cross_entropy(output, target)
-    return F.l1_loss(output, target)
+def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor, loss: str | None = None) -> torch.Tensor:
+    """The named loss, or the reference's: cross-entropy for segmentation, L1 to the noise for denoising."""
+    name = loss or ("ce" if task.kind == "segmentation" else "l1")
+    return make_loss(name)(output, target)
 
 
 def check_output(output: torch.Tensor, batch: torch.Tensor, task: Task, who: str) -> None:

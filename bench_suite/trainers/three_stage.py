@@ -1,0 +1,147 @@
+"""Trainer ``three-stage`` (Yue et al. 2023, after Rathi et al. 2020).
+
+1. ANN: the U-Net trained with the chosen loss (BCE-Dice by default), cached like every ANN.
+2. Early-stop conversion: threshold balancing (``tb``) over ``conversion_steps`` simulated steps
+   (reference 200, where full balancing runs 1000+), thresholds × ``tb_scale`` (0.7).
+3. Spike-based fine-tuning: BPTT through the cell's T steps with the linear (triangle) surrogate
+   ∂o/∂u = α·max(0, 1 − |u/θ − 1|)/θ, α = 0.3; the output layer does not fire: it accumulates membrane
+   potential (the head reads the mean over T), then sigmoid per pixel/voxel; Adam with ReduceLROnPlateau.
+
+Inputs are coded directly (static current), or as Poisson binary spikes from [0, 1] inputs, or as
+ternary spikes sign(x)·[U < |x|] from zero-mean [−1, 1] inputs. The ANN and the converted network are
+scored too (metrics ``ann/…`` and ``converted/…``), so one cell gives the study's three columns.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Literal
+
+import torch
+
+from bench_suite.convert import analyse, build_spiking_network
+from bench_suite.encoders import make_encoder
+from bench_suite.errors import BenchSuiteError
+from bench_suite.neurons.surrogates import make_surrogate
+from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing
+from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, task_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreeStageParams:
+    loss: Literal["bce-dice", "bce", "dice", "ce"] = "bce-dice"
+    encoder: Literal["direct", "poisson", "ternary"] = "direct"
+    conversion_steps: int = 200
+    tb_scale: float = 0.7
+    surrogate_alpha: float = 0.3
+    lr: float = 0.0  # 0: the profile's dt_lr (reference Adam 1e-3)
+    epochs: int = 0  # 0: the profile's finetune_epochs (reference 35 SNN epochs)
+    output_threshold: float = 0.5  # sigmoid output above this is foreground (Yue Table 2 sweeps 0.1–0.6)
+
+    def __post_init__(self) -> None:
+        TBParams(steps=self.conversion_steps, scale=self.tb_scale)  # same validation as the tb norm
+        if self.surrogate_alpha <= 0:
+            raise ValueError(f"surrogate_alpha must be positive, got {self.surrogate_alpha}")
+        if not 0 < self.output_threshold < 1:
+            raise ValueError(f"output_threshold must be in (0, 1), got {self.output_threshold}")
+        if self.lr < 0 or self.epochs < 0:
+            raise ValueError("lr and epochs must not be negative (0 means the profile's value)")
+
+
+class ThreeStageTrainer:
+    """Three-stage: ANN → threshold-balanced early-stop conversion → BPTT fine-tuning (linear surrogate)."""
+
+    Params = ThreeStageParams
+    uses = frozenset({"neuron", "T"})
+
+    def __init__(self, params: ThreeStageParams | None = None) -> None:
+        self.params = params or ThreeStageParams()
+
+    def run(self, ctx: CellContext) -> TrainedNetwork:
+        task = ctx.bundle.task
+        if task.kind != "segmentation" or task.n_classes != 2:
+            raise BenchSuiteError(
+                f"the three-stage method is for binary segmentation; dataset '{ctx.bundle.name}' is "
+                f"{task.kind} with {task.n_classes} classes — use trainer asf or dt for it"
+            )
+        p = self.params
+        patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)
+        ann = ctx.get_ann(loss=p.loss)
+        calibration = patches.calibration(ctx.profile.calibration_samples)
+        structure = analyse(ann, calibration)
+        balanced = ThresholdBalancing(TBParams(steps=p.conversion_steps, scale=p.tb_scale)).normalize(
+            structure, calibration, make_neuron=ctx.make_neuron)
+        ctx.info["thresholds"] = balanced.thresholds
+        network = build_spiking_network(structure, balanced.graph, ctx.make_neuron, balanced.thresholds)
+        if p.encoder != "direct":
+            network.input_coding = RescaledCoding.fit(make_encoder(p.encoder), patches.images, p.encoder)
+            network.input_coding.absorb_into(network.encoder)
+            network.coding_generator.manual_seed(ctx.seed)
+            coding = network.input_coding
+            ctx.info["input_coding"] = {"encoder": p.encoder, "shift": coding.shift, "scale": coding.scale}
+        converted = TrainedNetwork(copy.deepcopy(network).eval(), ctx.time_steps, p.output_threshold)
+
+        for _, neuron in network.neurons():
+            neuron.surrogate_function = make_surrogate("triangle", p.surrogate_alpha)
+        optimizer = torch.optim.Adam(network.parameters(), lr=p.lr or ctx.profile.dt_lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+        epochs = p.epochs or ctx.profile.finetune_epochs
+        advance = ctx.progress.stage("three-stage fine-tune (BPTT)", epochs * len(patches))
+        network.train()
+        batch_index = 0
+        for epoch in range(epochs):
+            total, count = 0.0, 0
+            for x, y in patches.batches(3000 + epoch):
+                optimizer.zero_grad(set_to_none=True)
+                loss = task_loss(task, network.simulate(x, ctx.time_steps), y, p.loss)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"three-stage fine-tuning diverged (loss {loss.item()})")
+                loss.backward()
+                optimizer.step()
+                batch_index += 1
+                ctx.log_curve("three-stage", batch_index, "batch_loss", loss.item())
+                total += loss.item() * len(x)
+                count += len(x)
+                advance(1)
+            scheduler.step(total / count)
+            ctx.log_curve("three-stage", epoch + 1, "loss", total / count)
+        stages = {"ann": TrainedNetwork(ann, 0, p.output_threshold), "converted": converted}
+        return TrainedNetwork(network.eval(), ctx.time_steps, p.output_threshold, stages)
+
+
+
+@dataclasses.dataclass
+class RescaledCoding:
+    """Map the network's inputs into the encoder's range, and the first conv back, so the shared ANN fits.
+
+    Poisson binary coding needs inputs in [0, 1], ternary zero-mean inputs in [−1, 1]; images (and
+    z-scored volumes) are mapped by x' = clamp((x − shift)/scale) with shift and scale from the training
+    inputs' 1st/99th percentiles. The first conv absorbs the inverse map (W' = W·scale, b' = b + shift·ΣW),
+    which is exact except where zero padding meets the border and where the clamp cuts.
+    """
+
+    shift: float
+    scale: float
+    low: float
+    high: float
+    encoder: object = dataclasses.field(repr=False, default=None)
+
+    @classmethod
+    def fit(cls, encoder, images: torch.Tensor, kind: str) -> RescaledCoding:
+        values = images.flatten()[:: max(1, images.numel() // 1_000_000)].float()
+        p01, p50, p99 = (float(torch.quantile(values, q)) for q in (0.01, 0.5, 0.99))
+        if kind == "ternary":
+            scale = max(abs(p99 - p50), abs(p50 - p01), 1e-6)
+            return cls(p50, scale, -1.0, 1.0, encoder)
+        return cls(p01, max(p99 - p01, 1e-6), 0.0, 1.0, encoder)
+
+    def absorb_into(self, conv: torch.nn.Module) -> None:
+        with torch.no_grad():
+            weight_sum = conv.weight.sum(dim=tuple(range(1, conv.weight.dim())))
+            if conv.bias is not None:
+                conv.bias.add_(self.shift * weight_sum)
+            conv.weight.mul_(self.scale)
+
+    def encode(self, x: torch.Tensor, t: int, generator: torch.Generator) -> torch.Tensor:
+        return self.encoder.encode(((x - self.shift) / self.scale).clamp(self.low, self.high), t, generator)
