@@ -22,7 +22,8 @@ app = typer.Typer(
     name="bench-suite", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Benchmark spiking U-Nets: neurons × normalizations × training methods × datasets.",
 )
-console = Console()
+# not a terminal (a pipe, CI, a file): wide enough that tables do not fold
+console = Console(width=None if sys.stdout.isatty() else 160)
 error_console = Console(stderr=True)
 
 KIND_ALIASES = {
@@ -105,12 +106,32 @@ def parse_time_steps(values: list[str]) -> tuple[int, ...]:
     return tuple(steps)
 
 
-def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root):
+def expand_folds(choices: list, folds: int) -> list:
+    """Each dataset with a ``fold`` parameter becomes ``folds`` choices, fold 0 … folds−1."""
+    import dataclasses as dc
+
+    from bench_suite.params import PluginChoice
+    from bench_suite.registry import get_registry
+
+    if folds < 2:
+        raise BenchSuiteError(f"--folds {folds}: give at least 2 folds")
+    expanded = []
+    for choice in choices:
+        params_cls = get_registry().get("dataset", choice.name).params_cls
+        if params_cls is None or "fold" not in {f.name for f in dc.fields(params_cls)}:
+            raise BenchSuiteError(f"--folds: dataset '{choice.name}' has no cross-validation folds; drop --folds")
+        kept = tuple(p for p in choice.params if p[0] not in ("fold", "folds"))
+        expanded += [PluginChoice("dataset", choice.name, (*kept, ("folds", str(folds)), ("fold", str(i))))
+                     for i in range(folds)]
+    return expanded
+
+
+def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root, folds=None):
     from bench_suite.params import PluginChoice, parse_plugin_option
     from bench_suite.registry import KINDS
     from bench_suite.spec import DEFAULTS, RunSpec
 
-    demo = not (plugins or datasets or time_steps or seeds or profile or sets)
+    demo = not (plugins or datasets or time_steps or seeds or profile or sets or folds)
     chosen: dict[str, list[PluginChoice]] = {kind: [] for kind in KINDS}
     for text in plugins:
         choice = parse_plugin_option(text)
@@ -132,6 +153,8 @@ def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root):
             if kind == "dataset" and not demo:
                 names = DEMO["dataset"]
             chosen[kind] = [PluginChoice(kind, name) for name in names]
+    if folds is not None:
+        chosen["dataset"] = expand_folds(chosen["dataset"], folds)
     overrides = {}
     for item in sets:
         if "=" not in item:
@@ -160,6 +183,10 @@ def run(
     profile: Annotated[Optional[str], typer.Option("--profile", help="smoke | quick | paper.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a profile setting, e.g. ann_epochs=5.")] = [],
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Where datasets are looked for.")] = None,
+    suite: Annotated[Optional[str], typer.Option(
+        "--suite", help="Run a named experiment (a paper table); see `bench-suite list suites`.")] = None,
+    folds: Annotated[Optional[int], typer.Option(
+        "--folds", help="Cross-validate: run every fold of datasets that have folds (e.g. hippocampus).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Finish an interrupted run.")] = None,
     results: ResultsOption = DEFAULT_RESULTS,
     debug: DebugOption = False,
@@ -179,15 +206,31 @@ def run(
                 progress.console.print(f"done: {outcome.cell.title()} ({outcome.seconds:.1f} s)", highlight=False)
 
         runner = Runner(results, data_root=data_root, progress=progress, on_cell_done=on_cell_done)
+        suite_obj = None
         if resume:
-            if plugin or dataset or time_steps or seeds or profile or set_:
+            if plugin or dataset or time_steps or seeds or profile or set_ or folds or suite:
                 raise BenchSuiteError("--resume takes the run's stored options; give no other grid option with it")
             record = store.get_run(resume)
-            spec = RunSpec.from_dict(record["spec"])
-            cells = runner.plan(spec)
+            if "suite" in record["spec"]:
+                from bench_suite.suites import Suite
+
+                suite_obj, cells, spec = Suite.plan_stored(record["spec"], runner.registry)
+            else:
+                spec = RunSpec.from_dict(record["spec"])
+                cells = runner.plan(spec)
             run_id = resume
+        elif suite:
+            from bench_suite.runner import versions
+            from bench_suite.suites import load_suite
+
+            if plugin or dataset or time_steps or set_ or folds:
+                raise BenchSuiteError("--suite fixes the grid; give only --profile, --seeds and --data-root with it")
+            suite_obj = load_suite(suite)
+            seed_list = parse_seeds(seeds) if seeds else None
+            cells, spec = suite_obj.plan(profile or "quick", runner.registry, data_root, seed_list)
+            run_id = store.create_run(suite_obj.spec_dict(profile or "quick", data_root, seed_list), versions())
         else:
-            spec, demo = build_spec(plugin, dataset, time_steps, seeds, profile, set_, data_root)
+            spec, demo = build_spec(plugin, dataset, time_steps, seeds, profile, set_, data_root, folds)
             if demo:
                 console.print("no options given: running the embedded demo (demo-vessels, IF and MT, "
                               "ANN / conversion / ASF fine-tuning, T=10, quick profile)")
@@ -205,7 +248,14 @@ def run(
         progress.stop()
         if any(o.status in ("done", "skipped") for o in outcomes):
             # plain stdout: Rich would wrap the table at the terminal width, and it must stay pasteable
-            typer.echo(render_markdown(summary_table(tidy_frame(store, run_id)), failed_cells(store, run_id)))
+            if suite_obj is not None:
+                from bench_suite.tables import render_suite_markdown, suite_frames, suite_table
+
+                typer.echo(render_suite_markdown(suite_table(suite_obj, *suite_frames(store, run_id))))
+                written = write_suite_outputs(store, run_id, suite_obj, results)
+                console.print(f"tables and figures: {written}", highlight=False)
+            else:
+                typer.echo(render_markdown(summary_table(tidy_frame(store, run_id)), failed_cells(store, run_id)))
     console.print(f"report: bench-suite report {run_id} --format csv|latex|markdown", highlight=False)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
@@ -216,7 +266,8 @@ def run(
 @app.command("list")
 @guarded
 def list_plugins(
-    kind: Annotated[Optional[str], typer.Argument(help="neurons | norms | trainers | datasets | models")] = None,
+    kind: Annotated[Optional[str], typer.Argument(
+        help="neurons | norms | trainers | datasets | models | suites")] = None,
     pattern: Annotated[str, typer.Option("--filter", help="Wildcard on names, e.g. 'demo-*'.")] = "*",
     debug: DebugOption = False,
 ) -> None:
@@ -227,6 +278,17 @@ def list_plugins(
     from bench_suite.params import describe_params
     from bench_suite.registry import get_registry
 
+    if kind == "suites":
+        from bench_suite.suites import list_suites
+
+        table = Table()
+        for column in ("name", "reproduces", "package", "description"):
+            table.add_column(column, overflow="fold")
+        for info in list_suites():
+            description = f"[red]BROKEN: {info.error}[/]" if info.error else info.description
+            table.add_row(info.name, str(info.reproduces or ""), info.distribution, description)
+        console.print(table)
+        return
     wanted = None
     if kind is not None:
         if kind not in KIND_ALIASES:
@@ -253,6 +315,10 @@ def report(
     format: Annotated[str, typer.Option("--format", "-f", help="csv | latex | markdown")] = "markdown",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file.")] = None,
     per_sample: Annotated[bool, typer.Option("--per-sample", help="One row per test sample.")] = False,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="Compare every method with this one, e.g. neuron=mt or trainer=ann.")] = None,
+    stats: Annotated[str, typer.Option(
+        "--stats", help="paired (Shapiro on differences → t / Wilcoxon) or paper (unpaired, one-sided).")] = "paired",
     results: ResultsOption = DEFAULT_RESULTS,
     debug: DebugOption = False,
 ) -> None:
@@ -266,16 +332,90 @@ def report(
         raise BenchSuiteError(
             f"no results store in '{results}'; run a benchmark first or point --results at its folder"
         )
+    if stats not in ("paired", "paper"):
+        raise BenchSuiteError(f"--stats '{stats}' is not one of paired, paper")
     with ResultStore(results) as store:
         if run_id is None:
             run_id = store.latest_run_id()
             if run_id is None:
                 raise BenchSuiteError(f"the results store in '{results}' has no runs yet; run a benchmark first")
-        text = write_report(store, run_id, format, out, per_sample=per_sample)
+        spec = store.get_run(run_id)["spec"]
+        if baseline:
+            text = baseline_report(store, run_id, baseline, stats, format)
+        elif "suite" in spec and not per_sample:
+            text = suite_report(store, run_id, spec, stats, format)
+        else:
+            text = write_report(store, run_id, format, None, per_sample=per_sample)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         console.print(f"wrote {out}", highlight=False)
+
+
+def suite_report(store, run_id: str, spec: dict, stats: str, fmt: str) -> str:
+    from bench_suite.suites import Suite
+    from bench_suite.tables import (
+        render_suite_csv,
+        render_suite_latex,
+        render_suite_markdown,
+        suite_frames,
+        suite_table,
+    )
+
+    table = suite_table(Suite.from_stored(spec), *suite_frames(store, run_id), stats=stats)
+    return {"csv": render_suite_csv, "latex": render_suite_latex, "markdown": render_suite_markdown}[fmt](table)
+
+
+def baseline_report(store, run_id: str, baseline: str, stats: str, fmt: str) -> str:
+    from bench_suite.report import tidy_frame
+    from bench_suite.tables import baseline_comparisons
+
+    frame = baseline_comparisons(tidy_frame(store, run_id, per_sample=True), baseline, stats)
+    if fmt == "csv":
+        return frame.to_csv(index=False, na_rep="NaN", lineterminator="\n")
+    if fmt == "latex":
+        return frame.to_latex(index=False, float_format="%.4g")
+    def text(value) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(text(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_suite_outputs(store, run_id: str, suite, results: Path) -> Path:
+    """CSV, LaTeX and Markdown of the suite's table plus its figures, in results/<run id>/."""
+    from bench_suite import figures
+    from bench_suite.tables import (
+        render_suite_csv,
+        render_suite_latex,
+        render_suite_markdown,
+        suite_frames,
+        suite_table,
+    )
+
+    folder = results / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    tidy, per_sample = suite_frames(store, run_id)
+    table = suite_table(suite, tidy, per_sample)
+    (folder / "table.csv").write_text(render_suite_csv(table))
+    (folder / "table.tex").write_text(render_suite_latex(table))
+    (folder / "table.md").write_text(render_suite_markdown(table))
+    for metric in sorted(set(tidy["metric"]) & {"f1", "psnr", "miou", "dice"}):
+        if tidy["T"].nunique() > 1:
+            figures.metric_vs_T(tidy, metric, folder)
+    layer_stats = store.layer_stats_frame(run_id)
+    if not layer_stats.empty:
+        figures.firing_rate_per_layer(layer_stats, folder)
+    curves = store.curves_frame(run_id)
+    if not curves.empty:
+        figures.convergence(curves, folder)
+    for path in folder.iterdir():
+        store.add_artifact(run_id, None, path.suffix.lstrip("."), path)
+    return folder
 
 
 data_app = typer.Typer(help="Where a dataset is looked for, whether it is valid, and how to get it.",

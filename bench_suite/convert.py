@@ -235,6 +235,7 @@ class SpikingNetwork(nn.Module):
     def simulate(self, x: torch.Tensor, time_steps: int, record: bool | str = False) -> torch.Tensor:
         functional.reset_net(self.body)
         self.set_record(record)
+        x = x.contiguous(memory_format=self.memory_format(x))
         if self.input_coding is not None:
             total = 0.0
             for step in range(time_steps):
@@ -249,6 +250,15 @@ class SpikingNetwork(nn.Module):
     def forward(self, x: torch.Tensor, time_steps: int) -> torch.Tensor:
         return self.simulate(x, time_steps)
 
+    def memory_format(self, x: torch.Tensor) -> torch.memory_format:
+        """The layout of the converted ANN's weights (channels-last where the ANN used it)."""
+        weight = self.encoder.weight
+        if x.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last):
+            return torch.channels_last
+        if x.dim() == 5 and weight.is_contiguous(memory_format=torch.channels_last_3d):
+            return torch.channels_last_3d
+        return torch.contiguous_format
+
     def finalize(self) -> SpikingNetwork:
         """Prepare a trained network for inference: each neuron type's ``finalize_network`` (RS folds)."""
         for neuron_type in {type(neuron) for _, neuron in self.neurons()}:
@@ -261,7 +271,7 @@ class SpikingNetwork(nn.Module):
         for _, neuron in neurons:
             neuron.mode = "flow"
         try:
-            return self.head(self.body(self.encoder(x)))
+            return self.head(self.body(self.encoder(x.contiguous(memory_format=self.memory_format(x)))))
         finally:
             for _, neuron in neurons:
                 neuron.mode = "simulate"

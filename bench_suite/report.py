@@ -27,11 +27,13 @@ from bench_suite.metrics import METRICS, metric_info
 from bench_suite.store import ResultStore
 
 FORMATS = ("csv", "latex", "markdown")
-CELL_COLUMNS = ["dataset", "model", "neuron", "norm", "trainer", "T", "variant", "seed"]
+CELL_COLUMNS = ["dataset", "model", "neuron", "norm", "trainer", "T", "variant", "seed", "fold"]
 ROW_KEY = ["dataset", "trainer", "neuron", "norm", "T", "variant"]
 STATS = ("mean", "std", "n")
 _PRIMARY = ["dataset", "neuron", "norm", "trainer", "T"]
-_NOT_VARIANT = {*_PRIMARY, "seed", "cell_id", "cell_key", "status"}
+# seeds and cross-validation folds are replicates of one method, aggregated over, never variants
+_NOT_VARIANT = {*_PRIMARY, "seed", "fold", "cell_id", "cell_key", "status"}
+_REPLICATE_PARAMS = {"dataset.fold", "dataset.folds"}
 _COUNTS = ("tp", "fp", "fn", "tn")
 _ERROR_CHARS = 80
 
@@ -52,6 +54,8 @@ def _flat_parameters(cell: dict[str, Any]) -> dict[str, str]:
         params = json.loads(value) if key.endswith("_params") and isinstance(value, str) else value
         if isinstance(params, dict):
             for name, setting in sorted(params.items()):
+                if f"{key.removesuffix('_params')}.{name}" in _REPLICATE_PARAMS:
+                    continue
                 flat[f"{key.removesuffix('_params')}.{name}"] = json.dumps(setting, sort_keys=True)
         else:
             flat[key] = str(value)
@@ -88,6 +92,7 @@ def cell_identity(configs: pd.DataFrame) -> pd.DataFrame:
                 "T": 0 if _is_missing(t) else int(t),
                 "variant": ", ".join(f"{key}={flat[key]}" for key in varying if key in flat),
                 "seed": -1 if _is_missing(record.get("seed")) else int(record["seed"]),
+                "fold": -1 if _is_missing(record.get("fold")) else int(record["fold"]),
             }
         )
     return pd.DataFrame(rows, columns=["cell_id", *CELL_COLUMNS]).set_index("cell_id")

@@ -25,6 +25,7 @@ class Profile:
     patches_per_image: int
     batch_size: int
     calibration_samples: int  # reference: 64 segmentation / 32 denoising patches
+    max_patches: int = 0  # cap on training patches per epoch over all images (0: none); keeps big sets quick
     dt_epochs: int = 1  # direct training (BPTT through T steps) epochs
     dt_lr: float = 1e-3
     eval_batch_size: int = 16
@@ -32,9 +33,11 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", width=4, ann_epochs=2, ann_lr=2e-3, finetune_epochs=1, finetune_lr=1e-4,
-                     patches_per_image=24, batch_size=8, calibration_samples=16, dt_epochs=1),
+                     patches_per_image=24, batch_size=8, calibration_samples=16, dt_epochs=1,
+                     max_patches=256),
     "quick": Profile("quick", width=16, ann_epochs=12, ann_lr=2e-3, finetune_epochs=1, finetune_lr=1e-4,
-                     patches_per_image=64, batch_size=16, calibration_samples=64, dt_epochs=3),
+                     patches_per_image=64, batch_size=16, calibration_samples=64, dt_epochs=3,
+                     max_patches=4096),
     "paper": Profile("paper", width=64, ann_epochs=200, ann_lr=1e-3, finetune_epochs=100, finetune_lr=1e-6,
                      patches_per_image=600, batch_size=8, calibration_samples=64, dt_epochs=100),
 }
@@ -137,8 +140,14 @@ class Cell:
         def params(r: Resolved | None) -> dict[str, Any]:
             return r.params_dict() if r is not None else {}
 
+        dataset_params = params(self.dataset)
+        # a cross-validation fold is a replicate (like a seed): kept out of the dataset's label
+        fold = dataset_params.get("fold")
+        dataset_label = PluginChoice(
+            "dataset", self.dataset.name, tuple(p for p in self.dataset.choice.params if p[0] not in ("fold", "folds"))
+        ).label()
         return {
-            "dataset": label(self.dataset), "dataset_params": params(self.dataset),
+            "dataset": dataset_label, "dataset_params": dataset_params, "fold": fold,
             "model": label(self.model), "model_params": params(self.model),
             "trainer": label(self.trainer), "trainer_params": params(self.trainer),
             "neuron": label(self.neuron), "neuron_params": params(self.neuron),

@@ -87,6 +87,7 @@ def test_tidy_csv_columns_and_rows(store: ResultStore, run_id: str) -> None:
         "T",
         "variant",
         "seed",
+        "fold",
         "metric",
         "value",
         "n",
@@ -119,6 +120,7 @@ def test_pooled_f1_of_a_single_sample() -> None:
         "T": 4,
         "variant": "",
         "seed": 0,
+        "fold": -1,
         "sample": "s",
         "n": 1,
     }

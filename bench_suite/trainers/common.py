@@ -87,7 +87,10 @@ class TrainingPatches:
             images = np.stack([s.image for s in bundle.train]).astype(np.float32)
             targets = np.stack([s.target for s in bundle.train]).astype(np.int64)
         else:
-            images, targets = sample_patches(bundle.train, profile.patches_per_image, bundle.patch_size, rng)
+            per_image = profile.patches_per_image
+            if profile.max_patches:
+                per_image = max(1, min(per_image, profile.max_patches // max(1, len(bundle.train))))
+            images, targets = sample_patches(bundle.train, per_image, bundle.patch_size, rng)
         self.images = torch.from_numpy(images)
         self.targets = torch.from_numpy(targets) if targets is not None else None
         self.batch_size = profile.batch_size
