@@ -107,14 +107,18 @@ def _load_builtins(registry: Registry) -> None:
         registry.register(kind, name, obj, BUILTIN_DISTRIBUTION, __version__)
 
 
+def third_party_entry_points(group: str):
+    """(entry point, distribution name, version) of every other package's entry point in ``group``."""
+    for entry_point in importlib.metadata.entry_points(group=group):
+        dist = entry_point.dist
+        dist_name = dist.metadata["Name"] if dist is not None else "unknown distribution"
+        if dist_name != BUILTIN_DISTRIBUTION:
+            yield entry_point, dist_name, dist.version if dist is not None else ""
+
+
 def _load_entry_points(registry: Registry) -> None:
     for kind, group in ENTRY_POINT_GROUPS.items():
-        for entry_point in importlib.metadata.entry_points(group=group):
-            dist = entry_point.dist
-            dist_name = dist.metadata["Name"] if dist is not None else "unknown distribution"
-            version = dist.version if dist is not None else ""
-            if dist_name == BUILTIN_DISTRIBUTION:
-                continue
+        for entry_point, dist_name, version in third_party_entry_points(group):
             try:
                 obj = entry_point.load()
             except Exception as exc:  # any import failure of a third-party plugin is reported, not raised

@@ -36,7 +36,6 @@ one profile: every grid of a run shares them, so the union of their cells can ru
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import importlib.resources
 import json
 import math
@@ -48,10 +47,10 @@ from typing import Any
 
 from bench_suite.errors import BenchSuiteError, did_you_mean, unknown_name_message
 from bench_suite.params import PluginChoice, parse_plugin_option, split_top_level
+from bench_suite.registry import BUILTIN_DISTRIBUTION, third_party_entry_points
 from bench_suite.spec import DEFAULTS, GRID_KINDS, PROFILES, Cell, RunSpec, expand, resolve_profile
 
 ENTRY_POINT_GROUP = "bench_suite.suites"
-BUILTIN_DISTRIBUTION = "bench-suite"
 #: table dimensions: the identity columns of a report's tidy frame (seed is the replicate, not a dimension)
 DIMENSIONS = ("dataset", "model", "trainer", "neuron", "norm", "T", "variant", "metric")
 _SETTING_KEYS = ("plugins", "datasets", "time_steps", "seeds", "folds")
@@ -296,12 +295,7 @@ def _sources() -> list[_Source]:
         _Source(name, BUILTIN_DISTRIBUTION, __version__, resource)
         for name, resource in _walk(importlib.resources.files("bench_suite") / "suites")
     ]
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = entry_point.dist
-        dist_name = dist.metadata["Name"] if dist is not None else "unknown distribution"
-        version = dist.version if dist is not None else ""
-        if dist_name == BUILTIN_DISTRIBUTION:
-            continue
+    for entry_point, dist_name, version in third_party_entry_points(ENTRY_POINT_GROUP):
         try:
             folder = _as_folder(entry_point.load())
             found = list(_walk(folder))

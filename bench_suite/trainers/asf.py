@@ -14,7 +14,14 @@ import torch
 
 from bench_suite.convert import SpikingNetwork
 from bench_suite.tasks import Task
-from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, convert, task_loss
+from bench_suite.trainers.common import (
+    CellContext,
+    TrainedNetwork,
+    TrainingPatches,
+    convert,
+    task_loss,
+    train_epochs,
+)
 
 
 def asf_step(
@@ -59,13 +66,7 @@ class ASFTrainer:
         lr = self.params.lr or ctx.profile.finetune_lr
         epochs = self.params.epochs or ctx.profile.finetune_epochs
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
-        advance = ctx.progress.stage("ASF fine-tune", epochs * len(patches))
         torch.manual_seed(ctx.seed)
-        for epoch in range(epochs):
-            total, count = 0.0, 0
-            for x, y in patches.batches(1000 + epoch):
-                total += asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer) * len(x)
-                count += len(x)
-                advance(1)
-            ctx.log_curve("asf", epoch + 1, "loss", total / count)
+        train_epochs(ctx, patches, epochs, "asf", "ASF fine-tune",
+                     lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer), 1000)
         return TrainedNetwork(network.eval(), ctx.time_steps)

@@ -115,6 +115,27 @@ class TrainingPatches:
         return x
 
 
+def train_epochs(
+    ctx: CellContext, patches: TrainingPatches, epochs: int, stage: str, description: str,
+    step: Callable[[torch.Tensor, torch.Tensor], float], batch_stream: int,
+    after_epoch: Callable[[float], None] | None = None,
+) -> None:
+    """The epoch loop every trainer shares: batches, progress, the mean loss per epoch as a curve.
+
+    ``batch_stream`` keeps each method's batch order its own (and the same for a seed).
+    """
+    advance = ctx.progress.stage(description, epochs * len(patches))
+    for epoch in range(epochs):
+        total, count = 0.0, 0
+        for x, y in patches.batches(batch_stream + epoch):
+            total += step(x, y) * len(x)
+            count += len(x)
+            advance(1)
+        ctx.log_curve(stage, epoch + 1, "loss", total / count)
+        if after_epoch is not None:
+            after_epoch(total / count)
+
+
 def make_input_target(
     task: Task, images: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:

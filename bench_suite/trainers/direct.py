@@ -16,14 +16,14 @@ import torch
 
 from bench_suite.convert import analyse, build_spiking_network
 from bench_suite.tasks import Task
-from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, task_loss
+from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, task_loss, train_epochs
 
 
 def bptt_step(network, x: torch.Tensor, target: torch.Tensor, time_steps: int, task: Task,
-              optimizer: torch.optim.Optimizer) -> float:
+              optimizer: torch.optim.Optimizer, loss_name: str | None = None) -> float:
     """One STBP update: simulate T steps with autograd on, back-propagate through all of them."""
     optimizer.zero_grad(set_to_none=True)
-    loss = task_loss(task, network.simulate(x, time_steps), target)
+    loss = task_loss(task, network.simulate(x, time_steps), target, loss_name)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"direct training diverged (loss {loss.item()})")
     loss.backward()
@@ -58,13 +58,7 @@ class DirectTrainer:
         network = build_spiking_network(structure, copy.deepcopy(structure.graph), ctx.make_neuron)
         optimizer = torch.optim.Adam(network.parameters(), lr=self.params.lr or ctx.profile.dt_lr)
         epochs = self.params.epochs or ctx.profile.dt_epochs
-        advance = ctx.progress.stage("direct training (BPTT)", epochs * len(patches))
         network.train()
-        for epoch in range(epochs):
-            total, count = 0.0, 0
-            for x, y in patches.batches(2000 + epoch):
-                total += bptt_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer) * len(x)
-                count += len(x)
-                advance(1)
-            ctx.log_curve("dt", epoch + 1, "loss", total / count)
+        train_epochs(ctx, patches, epochs, "dt", "direct training (BPTT)",
+                     lambda x, y: bptt_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer), 2000)
         return TrainedNetwork(network.eval(), ctx.time_steps)

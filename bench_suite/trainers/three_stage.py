@@ -25,7 +25,8 @@ from bench_suite.encoders import make_encoder
 from bench_suite.errors import BenchSuiteError
 from bench_suite.neurons.surrogates import make_surrogate
 from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing
-from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, task_loss
+from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, train_epochs
+from bench_suite.trainers.direct import bptt_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,25 +88,17 @@ class ThreeStageTrainer:
         optimizer = torch.optim.Adam(network.parameters(), lr=p.lr or ctx.profile.dt_lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
         epochs = p.epochs or ctx.profile.finetune_epochs
-        advance = ctx.progress.stage("three-stage fine-tune (BPTT)", epochs * len(patches))
         network.train()
-        batch_index = 0
-        for epoch in range(epochs):
-            total, count = 0.0, 0
-            for x, y in patches.batches(3000 + epoch):
-                optimizer.zero_grad(set_to_none=True)
-                loss = task_loss(task, network.simulate(x, ctx.time_steps), y, p.loss)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"three-stage fine-tuning diverged (loss {loss.item()})")
-                loss.backward()
-                optimizer.step()
-                batch_index += 1
-                ctx.log_curve("three-stage", batch_index, "batch_loss", loss.item())
-                total += loss.item() * len(x)
-                count += len(x)
-                advance(1)
-            scheduler.step(total / count)
-            ctx.log_curve("three-stage", epoch + 1, "loss", total / count)
+        batches_done = [0]
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> float:
+            loss = bptt_step(network, x, y, ctx.time_steps, task, optimizer, p.loss)
+            batches_done[0] += 1
+            ctx.log_curve("three-stage", batches_done[0], "batch_loss", loss)  # convergence by batch
+            return loss
+
+        train_epochs(ctx, patches, epochs, "three-stage", "three-stage fine-tune (BPTT)", step, 3000,
+                     after_epoch=scheduler.step)
         stages = {"ann": TrainedNetwork(ann, 0, p.output_threshold), "converted": converted}
         return TrainedNetwork(network.eval(), ctx.time_steps, p.output_threshold, stages)
 
