@@ -18,6 +18,7 @@ BUILTIN_PLUGINS: list[tuple[str, str, str]] = [
     ("trainer", "three-stage", "bench_suite.trainers.three_stage:ThreeStageTrainer"),
     ("dataset", "demo-vessels", "bench_suite.datasets.demo:DemoVessels"),
     ("dataset", "demo-denoise", "bench_suite.datasets.demo:DemoDenoise"),
+    ("dataset", "demo-hippocampus", "bench_suite.datasets.demo_volumes:DemoHippocampus"),
     ("dataset", "drive", "bench_suite.datasets.drive:Drive"),
     ("dataset", "em", "bench_suite.datasets.em:ISBI2012EM"),
     ("dataset", "camseq01", "bench_suite.datasets.camseq:CamSeq01"),
