@@ -145,6 +145,13 @@ def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root, f
         choice = parse_plugin_option(f"dataset={text}")
         if choice not in chosen["dataset"]:
             chosen["dataset"].append(choice)
+    if not chosen["model"] and chosen["dataset"]:
+        # no model given: the U-Net of the datasets' dimensionality (3-D for volumes)
+        from bench_suite.registry import get_registry
+
+        dims = {getattr(get_registry().get("dataset", c.name).obj, "spatial_dims", 2) for c in chosen["dataset"]}
+        if dims == {3}:
+            chosen["model"] = [PluginChoice("model", "unet3d")]
     for kind in KINDS:
         if not chosen[kind]:
             names = DEMO[kind] if demo else ([DEFAULTS[kind]] if kind in DEFAULTS else None)

@@ -67,6 +67,7 @@ class DemoHippocampus:
     """Generated 3-D volumes with a curved tubular structure, in the MSD Task04 NIfTI layout (no download)."""
 
     Params = DemoHippocampusParams
+    spatial_dims = 3
 
     def __init__(self, params: DemoHippocampusParams | None = None) -> None:
         self.params = params or DemoHippocampusParams()

@@ -194,6 +194,7 @@ class _NiftiDataset:
     DISPLAY = ""
     NAME = ""
     FOLDERS: tuple[str, ...] = ()
+    spatial_dims = 3  # lets the CLI default to the 3-D U-Net for these datasets
     HOW_TO_GET = ""
     ALLOWED: tuple[int, ...] | None = None
 

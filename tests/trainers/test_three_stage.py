@@ -31,8 +31,9 @@ def test_rescaled_coding_keeps_the_first_conv_output_inside_the_image():
 
 
 def test_three_stage_on_real_hippocampus_with_two_folds(shared_data, tmp_path):
+    # no model given: the 3-D U-Net is chosen for a volume dataset
     args = ["run", "--plugin", "trainer=three-stage(conversion_steps=8,epochs=1)", "--plugin", "neuron=if",
-            "--plugin", "model=unet3d", "--dataset", "hippocampus", "--folds", "2", "--profile", "smoke",
+            "--dataset", "hippocampus", "--folds", "2", "--profile", "smoke",
             "-T", "3", "--set", "ann_epochs=1", "--set", "width=4", "--data-root", str(shared_data),
             "--results", str(tmp_path)]
     result = CliRunner().invoke(app, args)
@@ -40,6 +41,7 @@ def test_three_stage_on_real_hippocampus_with_two_folds(shared_data, tmp_path):
     csv = CliRunner().invoke(app, ["report", "--format", "csv", "--results", str(tmp_path)]).output
     frame = pd.read_csv(io.StringIO(csv))
     assert set(frame["fold"]) == {0, 1}
+    assert set(frame["model"]) == {"unet3d"}
     assert {"dice", "hd95", "assd", "ann/dice", "converted/dice"} <= set(frame["metric"])
     assert frame["value"].notna().all()
     markdown = CliRunner().invoke(app, ["report", "--results", str(tmp_path)]).output
