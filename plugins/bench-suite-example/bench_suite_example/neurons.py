@@ -6,14 +6,15 @@ import dataclasses
 
 import torch
 
-from bench_suite.neurons.base import SpikingNeuron
+from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
 
 
 @dataclasses.dataclass(frozen=True)
-class LIFParams:
+class LIFParams(SurrogateParams):  # inherits surrogate= and alpha= (direct training)
     beta: float = 0.9  # membrane decay per step; 1.0 is the IF neuron
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 < self.beta <= 1.0:
             raise ValueError(f"beta must be in (0, 1], got {self.beta}")
 
@@ -31,4 +32,6 @@ class LIFNeuron(SpikingNeuron):
         self.v = self.params.beta * self.v + x
 
     def fire(self, v: torch.Tensor) -> torch.Tensor:
+        if v.requires_grad:  # direct training / BPTT: Heaviside forward, the declared surrogate backward
+            return self.spike(v, self.v_threshold) * self.v_threshold
         return (v >= self.v_threshold).to(v.dtype) * self.v_threshold
