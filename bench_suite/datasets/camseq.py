@@ -24,6 +24,7 @@ from PIL import Image
 
 from bench_suite.datasets.checks import (
     CheckReport,
+    begin_check,
     cap,
     check_patch_size,
     check_profile,
@@ -238,11 +239,9 @@ class CamSeq01:
         )
 
     def check(self, data_root: Path) -> CheckReport:
-        report = CheckReport("camseq01")
-        folder = report.attempt(locate, "CamSeq01", self.candidates(data_root), self.HOW_TO_GET, data_root)
+        report, folder = begin_check("camseq01", "CamSeq01", self, data_root)
         if folder is None:
             return report
-        report.folder = str(folder)
         pairs, problems = self._scan(folder)
         report.problems.extend(problems)
         report.counts["frames"] = len(pairs)

@@ -296,6 +296,15 @@ def fill_root(text: str, data_root: Path) -> str:
     return text.replace("<data_root>", str(data_root))
 
 
+def begin_check(name: str, display: str, dataset: Any, data_root: Path) -> tuple[CheckReport, Path | None]:
+    """A report for ``name`` and the dataset's folder (None, with the problem recorded, where it is absent)."""
+    report = CheckReport(name)
+    folder = report.attempt(locate, display, dataset.candidates(data_root), dataset.HOW_TO_GET, data_root)
+    if folder is not None:
+        report.folder = str(folder)
+    return report, folder
+
+
 def locate(display: str, candidates: Sequence[Path], how_to_get: str, data_root: Path) -> Path:
     """The first existing candidate folder, or an error naming every place looked at."""
     for folder in candidates:

@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from bench_suite.datasets import drive_layout as layout
-from bench_suite.datasets.checks import CheckReport, cap, check_patch_size, check_profile, locate, shape_text
+from bench_suite.datasets.checks import (
+    CheckReport,
+    begin_check,
+    cap,
+    check_patch_size,
+    check_profile,
+    locate,
+    shape_text,
+)
 from bench_suite.errors import BenchSuiteError
 from bench_suite.tasks import DatasetBundle, Task
 
@@ -80,11 +88,9 @@ class Drive:
         )
 
     def check(self, data_root: Path) -> CheckReport:
-        report = CheckReport("drive")
-        folder = report.attempt(locate, "DRIVE", self.candidates(data_root), self.HOW_TO_GET, data_root)
+        report, folder = begin_check("drive", "DRIVE", self, data_root)
         if folder is None:
             return report
-        report.folder = str(folder)
         for split in layout.SPLITS:
             folders = report.attempt(layout._locate_split, folder, split)
             if folders is None:

@@ -23,6 +23,7 @@ import tifffile
 
 from bench_suite.datasets.checks import (
     CheckReport,
+    begin_check,
     cap,
     check_patch_size,
     check_profile,
@@ -263,11 +264,9 @@ class ISBI2012EM:
         )
 
     def check(self, data_root: Path) -> CheckReport:
-        report = CheckReport("em")
-        folder = report.attempt(locate, "ISBI 2012 EM", self.candidates(data_root), self.HOW_TO_GET, data_root)
+        report, folder = begin_check("em", "ISBI 2012 EM", self, data_root)
         if folder is None:
             return report
-        report.folder = str(folder)
         slices, problems = self._scan(folder)
         report.problems.extend(problems)
         report.counts["labelled slices"] = len(slices)

@@ -27,6 +27,7 @@ import numpy as np
 from bench_suite.datasets.checks import (
     IGNORED_PREFIXES,
     CheckReport,
+    begin_check,
     cap,
     check_profile,
     first_problem,
@@ -292,11 +293,9 @@ class _NiftiDataset:
         )
 
     def check(self, data_root: Path) -> CheckReport:
-        report = CheckReport(self.NAME)
-        folder = report.attempt(locate, self.DISPLAY, self.candidates(data_root), self.HOW_TO_GET, data_root)
+        report, folder = begin_check(self.NAME, self.DISPLAY, self, data_root)
         if folder is None:
             return report
-        report.folder = str(folder)
         pairs, problems = self._scan(folder)
         report.problems.extend(problems)
         report.counts["pairs"] = len(pairs)
