@@ -192,6 +192,8 @@ def run(
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Where datasets are looked for.")] = None,
     suite: Annotated[Optional[str], typer.Option(
         "--suite", help="Run a named experiment (a paper table); see `bench-suite list suites`.")] = None,
+    grid: Annotated[list[str], typer.Option(
+        "--grid", help="With --suite: run only this grid block of it (e.g. the dataset you have); repeatable.")] = [],
     folds: Annotated[Optional[int], typer.Option(
         "--folds", help="Cross-validate: run every fold of datasets that have folds (e.g. hippocampus).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Finish an interrupted run.")] = None,
@@ -215,7 +217,7 @@ def run(
         runner = Runner(results, data_root=data_root, progress=progress, on_cell_done=on_cell_done)
         suite_obj = None
         if resume:
-            if plugin or dataset or time_steps or seeds or profile or set_ or folds or suite:
+            if plugin or dataset or time_steps or seeds or profile or set_ or folds or suite or grid:
                 raise BenchSuiteError("--resume takes the run's stored options; give no other grid option with it")
             record = store.get_run(resume)
             if "suite" in record["spec"]:
@@ -231,12 +233,15 @@ def run(
             from bench_suite.suites import load_suite
 
             if plugin or dataset or time_steps or set_ or folds:
-                raise BenchSuiteError("--suite fixes the grid; give only --profile, --seeds and --data-root with it")
-            suite_obj = load_suite(suite)
+                raise BenchSuiteError(
+                    "--suite fixes the grid; give only --profile, --seeds, --grid and --data-root with it")
+            suite_obj = load_suite(suite).only_grids(grid)
             seed_list = parse_seeds(seeds) if seeds else None
             cells, spec = suite_obj.plan(profile or "quick", runner.registry, data_root, seed_list)
             run_id = store.create_run(suite_obj.spec_dict(profile or "quick", data_root, seed_list), versions())
         else:
+            if grid:
+                raise BenchSuiteError("--grid picks grid blocks of a suite; use it with --suite NAME")
             spec, demo = build_spec(plugin, dataset, time_steps, seeds, profile, set_, data_root, folds)
             if demo:
                 console.print("no options given: running the embedded demo (demo-vessels, IF and MT, "

@@ -236,13 +236,15 @@ class SpikingNetwork(nn.Module):
         functional.reset_net(self.body)
         self.set_record(record)
         x = x.contiguous(memory_format=self.memory_format(x))
+        # the body's outputs are summed in fp32 whatever the body computes in (see with_precision)
         if self.input_coding is not None:
             total = 0.0
             for step in range(time_steps):
-                total = total + self.body(self.encoder(self.input_coding.encode(x, step, self.coding_generator)))
+                coded = self.input_coding.encode(x, step, self.coding_generator)
+                total = total + self.body(self.encoder(coded)).float()
             return self.head(total / time_steps)
         current = self.encoder(x)
-        total = self.body(current)
+        total = self.body(current).float()
         for _ in range(time_steps - 1):
             total = total + self.body(current)
         return self.head(total / time_steps)
@@ -251,13 +253,31 @@ class SpikingNetwork(nn.Module):
         return self.simulate(x, time_steps)
 
     def memory_format(self, x: torch.Tensor) -> torch.memory_format:
-        """The layout of the converted ANN's weights (channels-last where the ANN used it)."""
-        weight = self.encoder.weight
-        if x.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last):
-            return torch.channels_last
-        if x.dim() == 5 and weight.is_contiguous(memory_format=torch.channels_last_3d):
-            return torch.channels_last_3d
+        """The layout of the converted ANN's weights (channels-last where the ANN used it).
+
+        Read off the body's convolutions: the encoder's one-input-channel weight is contiguous in both
+        layouts, so it cannot tell them apart."""
+        channels_last = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+        for module in self.body.modules():
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.dim() == x.dim() and not weight.is_contiguous():
+                return channels_last if weight.is_contiguous(memory_format=channels_last) else torch.contiguous_format
         return torch.contiguous_format
+
+    def with_precision(self, dtype: torch.dtype) -> SpikingNetwork:
+        """An inference copy whose body convolutions compute in ``dtype`` (e.g. ``torch.bfloat16``).
+
+        Spikes and the MT/ML levels (multiples of 2^-k·θ with θ = 1 after weight normalization) are exact
+        in bf16, so only the rounded weights change the result; membrane potentials, the encoder (run once)
+        and the head (which reads the fp32 sum over T) stay fp32. For inference only: train in fp32.
+        """
+        copy_ = copy.deepcopy(self).eval()
+        for module in copy_.body.modules():
+            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, *TRANSPOSED_TYPES)):
+                module.to(dtype)
+        for _, neuron in copy_.neurons():
+            neuron.output_dtype = None if dtype == torch.float32 else dtype
+        return copy_
 
     def finalize(self) -> SpikingNetwork:
         """Prepare a trained network for inference: each neuron type's ``finalize_network`` (RS folds)."""
@@ -275,6 +295,17 @@ class SpikingNetwork(nn.Module):
         finally:
             for _, neuron in neurons:
                 neuron.mode = "simulate"
+
+
+def replace_neurons(network: SpikingNetwork, make: Callable[[SpikingNeuron], nn.Module]) -> SpikingNetwork:
+    """A copy of ``network`` with every neuron replaced by ``make(neuron)`` (e.g. another library's
+    neuron, to compare implementations on the same converted weights)."""
+    replaced = copy.deepcopy(network)
+    for name, module in list(replaced.body.named_modules()):
+        if isinstance(module, SpikingNeuron):
+            parent, _, attr = name.rpartition(".")
+            setattr(replaced.body.get_submodule(parent), attr, make(module))
+    return replaced
 
 
 def respike_name(pool_target: str) -> str:

@@ -51,7 +51,10 @@ def sample_metrics(
 
     task = bundle.task
     if task.kind == "segmentation":
-        if decision_threshold is not None and task.n_classes == 2:
+        if task.n_classes == 2 and output.shape[0] == 1:  # one foreground logit (binary losses)
+            threshold = 0.5 if decision_threshold is None else decision_threshold
+            prediction = (torch.sigmoid(output[0]) > threshold).long().numpy()
+        elif decision_threshold is not None and task.n_classes == 2:
             prediction = (torch.softmax(output, 0)[1] > decision_threshold).long().numpy()
         else:
             prediction = output.argmax(0).numpy()

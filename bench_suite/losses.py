@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from bench_suite.errors import unknown_name_message
 
 DICE_EPS = 1e-5
+#: losses on one foreground logit: a network trained with them gets one output channel (see output_channels)
+BINARY_LOSSES = frozenset({"bce", "dice", "bce-dice"})
 BCE_DICE_WEIGHTS = (0.3, 0.7)  # (BCE, Dice), Yue et al. 2023, section 3.2
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -59,6 +59,10 @@ class CellOutcome:
     seconds: float = 0.0
 
 
+#: the profile settings ANN training reads (train_ann, TrainingPatches)
+ANN_PROFILE_FIELDS = ("name", "width", "ann_epochs", "ann_lr", "patches_per_image", "batch_size", "max_patches")
+
+
 class Runner:
     def __init__(
         self, results_dir: Path, data_root: Path | None = None, registry: Registry | None = None,
@@ -83,7 +87,6 @@ class Runner:
         return run_id, cells
 
     def execute(self, run_id: str, cells: list[Cell], spec: RunSpec, store: ResultStore) -> list[CellOutcome]:
-        profile = resolve_profile(spec.profile, spec.overrides)
         if spec.data_root:
             self.data_root = Path(spec.data_root)
         done = store.done_cell_keys(run_id)
@@ -93,7 +96,7 @@ class Runner:
             if cell.key in done:
                 outcome = CellOutcome(cell, "skipped", "already done")
             else:
-                outcome = self._run_cell(run_id, cell, profile, store)
+                outcome = self._run_cell(run_id, cell, spec, store)
             outcomes.append(outcome)
             self.on_cell_done(outcome)
             advance(1)
@@ -102,12 +105,13 @@ class Runner:
         return outcomes
 
     # -- one cell ---------------------------------------------------------------------------------
-    def _run_cell(self, run_id: str, cell: Cell, profile, store: ResultStore) -> CellOutcome:
+    def _run_cell(self, run_id: str, cell: Cell, spec: RunSpec, store: ResultStore) -> CellOutcome:
         cell_id = store.start_cell(run_id, cell.key, cell.config())
         started = time.perf_counter()
         try:
             torch.manual_seed(cell.seed)
-            bundle = self.bundle(cell, profile)
+            bundle = self.bundle(cell, spec.profile)
+            profile = resolve_profile(spec.profile, spec.overrides, bundle.task.spatial_dims)
             model_plugin = self.registry.get("model", cell.model.name).obj(cell.model.params)
             ctx = CellContext(
                 cell=cell, bundle=bundle, profile=profile, model_plugin=model_plugin,
@@ -164,11 +168,11 @@ class Runner:
         return layer_stats
 
     # -- shared resources -------------------------------------------------------------------------
-    def bundle(self, cell: Cell, profile) -> DatasetBundle:
-        key = f"{cell.dataset.label}|{profile.name}"
+    def bundle(self, cell: Cell, profile_name: str) -> DatasetBundle:
+        key = f"{cell.dataset.label}|{profile_name}"
         if key not in self._bundles:
             dataset = self.registry.get("dataset", cell.dataset.name).obj(cell.dataset.params)
-            self._bundles[key] = dataset.load(self.data_root, profile.name)
+            self._bundles[key] = dataset.load(self.data_root, profile_name)
         return self._bundles[key]
 
     def neuron_factory(self, cell: Cell):
@@ -185,10 +189,12 @@ class Runner:
 
     def ann_key(self, cell: Cell, bundle: DatasetBundle, profile, loss: str | None = None) -> str:
         identity = {
-            "loss": loss,
+            "loss": loss, "output_channels": bundle.task.output_channels(loss),
             "dataset": cell.dataset.label, "dataset_params": cell.dataset.params_dict(),
             "model": cell.model.label, "model_params": cell.model.params_dict(),
-            "seed": cell.seed, "profile": dataclasses.asdict(profile), "split": bundle.split,
+            "seed": cell.seed, "split": bundle.split,
+            # only what shapes the ANN, so that changing a spiking setting (T, fine-tune epochs) reuses it
+            "profile": {name: getattr(profile, name) for name in ANN_PROFILE_FIELDS},
             "version": __version__,
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
@@ -198,7 +204,17 @@ class Runner:
         """The cell's ANN: from its checkpoint if one exists, else trained now and checkpointed."""
         path = self.results_dir / "checkpoints" / f"ann-{self.ann_key(cell, bundle, profile, loss)}.pt"
         torch.manual_seed(cell.seed)
-        model = model_plugin.build(bundle.task, profile.width)
+        channels = bundle.task.output_channels(loss)
+        if channels == bundle.task.out_channels:
+            model = model_plugin.build(bundle.task, profile.width)
+        else:
+            try:
+                model = model_plugin.build(bundle.task, profile.width, out_channels=channels)
+            except TypeError:
+                raise BenchSuiteError(
+                    f"model '{cell.model.name}' cannot build a {channels}-channel head, which the loss '{loss}' "
+                    "needs; give its build() an out_channels argument or train with loss=ce"
+                ) from None
         if path.exists():
             saved = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(saved["state_dict"])

@@ -29,6 +29,7 @@ class Profile:
     dt_epochs: int = 1  # direct training (BPTT through T steps) epochs
     dt_lr: float = 1e-3
     eval_batch_size: int = 16
+    max_train_batches: int = 0  # cap on batches per epoch of spiking training (asf, dt, three-stage); 0: none
 
 
 PROFILES: dict[str, Profile] = {
@@ -43,10 +44,23 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def resolve_profile(name: str, overrides: dict[str, str] | None = None) -> Profile:
+#: what changes for volumes (3-D datasets), before the user's --set: a whole 40×56×40 volume is 35× a
+#: 48×48 patch and BPTT keeps every step's activations, so the CPU profiles use a narrower 3-D U-Net and
+#: smaller batches (quick on Task04: one BPTT epoch at T=20 is 52 batches, about 5 minutes on 2 cores)
+VOLUME_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"batch_size": 2, "calibration_samples": 4, "eval_batch_size": 4},
+    "quick": {"width": 8, "batch_size": 4, "calibration_samples": 8, "eval_batch_size": 8},
+    "paper": {},
+}
+
+
+def resolve_profile(name: str, overrides: dict[str, str] | None = None, spatial_dims: int = 2) -> Profile:
+    """The named profile, adjusted for volumes when ``spatial_dims`` is 3, then the ``--set`` overrides."""
     if name not in PROFILES:
         raise BenchSuiteError(unknown_name_message("profile", name, PROFILES))
     profile = PROFILES[name]
+    if spatial_dims == 3 and VOLUME_SETTINGS.get(name):
+        profile = dataclasses.replace(profile, **VOLUME_SETTINGS[name])
     if not overrides:
         return profile
     fields = {f.name: f for f in dataclasses.fields(Profile) if f.name != "name"}

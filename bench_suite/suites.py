@@ -218,8 +218,23 @@ class Suite:
     def plan_stored(cls, stored: Mapping[str, Any], registry=None) -> tuple[Suite, list[Cell], RunSpec]:
         """``plan`` for a run's stored spec (``--resume``), with the options it was started with."""
         suite = cls.from_stored(stored)
+        if stored.get("grids") is not None:
+            suite = suite.only_grids(stored["grids"])
         cells, spec = suite.plan(stored["profile"], registry, stored.get("data_root"), stored.get("seeds"))
         return suite, cells, spec
+
+    def only_grids(self, names: Iterable[str]) -> Suite:
+        """The suite cut to the named ``[[grid]]`` blocks (e.g. the one dataset a researcher has)."""
+        names = list(names)
+        if not names:
+            return self
+        known = [g.name for g in self.grids]
+        for name in names:
+            if name not in known:
+                raise BenchSuiteError(
+                    f"{self._where()} has no grid '{name}'{did_you_mean(name, known)}; its grids: {', '.join(known)}"
+                )
+        return dataclasses.replace(self, grids=tuple(g for g in self.grids if g.name in names))
 
     # -- storing with a run -----------------------------------------------------------------------
     def spec_dict(
@@ -233,6 +248,7 @@ class Suite:
             "definition": json.loads(json.dumps(self.definition)), "toml": self.text or None,
             "profile": profile, "data_root": str(data_root) if data_root is not None else None,
             "seeds": list(seeds) if seeds is not None else None,
+            "grids": [grid.name for grid in self.grids],
             "specs": [spec.to_dict() for spec in specs],
         }
 

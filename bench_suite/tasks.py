@@ -30,6 +30,19 @@ class Task:
     def out_channels(self) -> int:
         return self.n_classes if self.kind == "segmentation" else self.in_channels
 
+    def output_channels(self, loss: str | None = None) -> int:
+        """Output channels of a network trained with ``loss``: one foreground logit for the binary losses
+        (as in the three-stage study: a per-voxel sigmoid), else ``out_channels``.
+
+        For an SNN this matters: with two class logits only their difference is trained, so their
+        common part drifts to large values that the spiking decoder must carry too (measured on the
+        3-D hippocampus U-Net: logits ±60 around a decisive difference of a few units)."""
+        from bench_suite.losses import BINARY_LOSSES
+
+        if self.kind == "segmentation" and self.n_classes == 2 and loss in BINARY_LOSSES:
+            return 1
+        return self.out_channels
+
 
 @dataclasses.dataclass
 class Sample:

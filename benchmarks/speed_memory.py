@@ -1,16 +1,22 @@
-"""Simulation speed and ASF memory, measured in one run on this machine.
+"""Simulation speed and training memory, measured in one run on this machine.
 
-Prints, for a U-Net of stated size and input:
-- spiking forward time ÷ (T × ANN forward time) for IF and MT at T = 10 (inference mode, fp32);
-- ASF fine-tuning peak memory at T = 50 ÷ at T = 10 (each in a fresh subprocess: peak RSS growth
-  during one training step over the RSS before it);
-- STBP (BPTT through T steps) vs ASF training step time and peak memory at T = 10, 20, 50.
-The last line is one JSON object with the ratios. Usage: python benchmarks/speed_memory.py [--quick]
+Prints, for a U-Net of stated size and input, at T = 10, in inference mode:
+- spiking forward ÷ (T × ANN forward) for IF and MT, both in the same layout (channels-last) and fp32;
+- IF spiking forward (exact fp32) ÷ (T × ANN forward in PyTorch's default fp32 NCHW layout);
+- the bf16 simulation (SpikingNetwork.with_precision) ÷ the same NCHW fp32 baseline, its relative output
+  error, and (unless --no-demo) the F1 change it causes on demo-vessels with a quick-profile ANN;
+- SpikingJelly's per-step IF loop (its IFNode in single-step mode, the whole network every step, in
+  whichever layout is faster for it) ÷ ours, on the same converted network and input;
+- ASF vs STBP training step time and peak memory at T = 10, 20, 50, each in a fresh subprocess (peak RSS
+  growth during one step over the RSS before it), and ASF's peak memory at T = 50 ÷ at T = 10.
+The last line is one JSON object with the ratios. Usage: python benchmarks/speed_memory.py [--no-demo]
+Where the time goes: python benchmarks/profile_simulation.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -23,7 +29,10 @@ import torch
 
 logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
-from bench_suite.convert import analyse, build_spiking_network  # noqa: E402
+from spikingjelly.activation_based import functional  # noqa: E402
+from spikingjelly.activation_based import neuron as sj_neuron  # noqa: E402
+
+from bench_suite.convert import analyse, build_spiking_network, replace_neurons  # noqa: E402
 from bench_suite.models.unet import UNet  # noqa: E402
 from bench_suite.neurons.integrate_fire import IFNeuron  # noqa: E402
 from bench_suite.neurons.multi_threshold import MTNeuron  # noqa: E402
@@ -34,14 +43,64 @@ from bench_suite.trainers.direct import bptt_step  # noqa: E402
 
 
 def build(width: int, batch: int, side: int, neuron_cls):
+    """ANN (channels-last, as the model plugin builds it), its CW-converted SNN, and an input."""
     torch.manual_seed(0)
     ann = UNet(1, 2, width=width).eval()
+    ann = ann.to(memory_format=ann.memory_format)
     x = torch.rand(batch, 1, side, side)
     structure = analyse(ann, x)
     normalized = ConnectionWiseNorm().normalize(structure, x)
     snn = build_spiking_network(structure, normalized.graph,
                                 lambda th, ch: neuron_cls(threshold=th, channels=ch)).eval()
     return ann, snn, x
+
+
+def spikingjelly_copy(snn):
+    """The same converted network with SpikingJelly's IFNode (single-step, reset by subtraction) in
+    place of ours; the converted networks here have θ = 1, where both output the binary spike."""
+    return replace_neurons(
+        snn, lambda neuron: sj_neuron.IFNode(v_threshold=neuron.v_threshold, v_reset=None, step_mode="s"))
+
+
+def spikingjelly_forward(net, x: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """SpikingJelly's usual inference loop: the whole network every step, outputs averaged over T."""
+    functional.reset_net(net)
+    total = 0.0
+    for _ in range(time_steps):
+        total = total + net.head(net.body(net.encoder(x)))
+    return total / time_steps
+
+
+def bf16_on_demo(time_steps: int) -> dict[str, float]:
+    """F1 on demo-vessels of the IF and MT networks (quick-profile ANN, CW), fp32 against bf16."""
+    from bench_suite.datasets.demo import DemoVessels
+    from bench_suite.evaluate import evaluate
+    from bench_suite.spec import PROFILES
+    from bench_suite.trainers.ann import train_ann
+    from bench_suite.trainers.common import NullProgress, TrainedNetwork, TrainingPatches
+
+    profile = PROFILES["quick"]
+    bundle = DemoVessels().load(None, "quick")
+    torch.manual_seed(0)
+    ann = UNet(1, 2, width=profile.width)
+    ann = ann.to(memory_format=ann.memory_format)
+    train_ann(ann, bundle, profile, 0, lambda *row: None, NullProgress())
+    ann.eval()
+    calibration = TrainingPatches(bundle, profile, 0).calibration(profile.calibration_samples)
+    structure = analyse(ann, calibration)
+    graph = ConnectionWiseNorm().normalize(structure, calibration).graph
+    result = {}
+    for name, neuron_cls in (("if", IFNeuron), ("mt", MTNeuron)):
+        snn = build_spiking_network(structure, graph, lambda th, ch, n=neuron_cls: n(threshold=th, channels=ch))
+        scores = {}
+        for precision, network in (("fp32", snn.eval()), ("bf16", snn.with_precision(torch.bfloat16))):
+            rows = evaluate(TrainedNetwork(network, time_steps), bundle, 16, 16).sample_metrics
+            f1 = [value for _, metric, value in rows if metric == "f1"]
+            scores[precision] = sum(f1) / len(f1)
+        print(f"demo-vessels F1 at T={time_steps}, {name.upper()}: fp32 {scores['fp32']:.4f}, "
+              f"bf16 {scores['bf16']:.4f} (change {scores['bf16'] - scores['fp32']:+.4f})")
+        result[f"bf16_f1_change_{name}"] = round(scores["bf16"] - scores["fp32"], 4)
+    return result
 
 
 def best_time(fn, repeats: int) -> float:
@@ -88,6 +147,9 @@ def main() -> None:
     parser.add_argument("--train-width", type=int, default=16,
                         help="width for the training-step comparison (STBP at T=50 needs ~T× the memory)")
     parser.add_argument("--train-batch", type=int, default=4)
+    parser.add_argument("--no-demo", action="store_true",
+                        help="skip training a demo-vessels ANN for the bf16 F1 change (about a minute)")
+    parser.add_argument("--no-training", action="store_true", help="skip the ASF/STBP training-step part")
     parser.add_argument("--measure", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -99,21 +161,69 @@ def main() -> None:
     time_steps = 10
     ann, snn_if, x = build(args.width, args.batch, args.side, IFNeuron)
     _, snn_mt, _ = build(args.width, args.batch, args.side, MTNeuron)
+    ann_nchw = copy.deepcopy(ann).to(memory_format=torch.contiguous_format)
+    x_nchw = x.contiguous()
     params = sum(p.numel() for p in ann.parameters())
     print(f"U-Net width {args.width}, depth 4, {params / 1e6:.2f} M parameters; input {args.batch}×1×"
           f"{args.side}×{args.side}; T = {time_steps}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads; best of {args.repeats}")
     with torch.inference_mode():
-        ann_s = best_time(lambda: ann(x), args.repeats)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        ann_naive_s = best_time(lambda: ann_nchw(x_nchw), args.repeats)
+        ann_s = best_time(lambda: ann(x_cl), args.repeats)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ann_bf16_s = best_time(lambda: ann(x_cl), args.repeats)
         if_s = best_time(lambda: snn_if(x, time_steps), args.repeats)
         mt_s = best_time(lambda: snn_mt(x, time_steps), args.repeats)
-    if_ratio = if_s / (time_steps * ann_s)
-    mt_ratio = mt_s / (time_steps * ann_s)
-    print(f"ANN forward {ann_s * 1e3:.1f} ms; IF T={time_steps} {if_s * 1e3:.1f} ms; "
-          f"MT T={time_steps} {mt_s * 1e3:.1f} ms")
-    print(f"IF forward ÷ (T × ANN forward) = {if_ratio:.3f}")
-    print(f"MT forward ÷ (T × ANN forward) = {mt_ratio:.3f}")
+        if_bf16_net, mt_bf16_net = snn_if.with_precision(torch.bfloat16), snn_mt.with_precision(torch.bfloat16)
+        if_bf16_s = best_time(lambda: if_bf16_net(x, time_steps), args.repeats)
+        mt_bf16_s = best_time(lambda: mt_bf16_net(x, time_steps), args.repeats)
+        exact, rounded = snn_if(x, time_steps), if_bf16_net(x, time_steps)
+        bf16_rel_err = float((rounded - exact).norm() / exact.norm())
+        mt_bf16_rel_err = float((mt_bf16_net(x, time_steps) - snn_mt(x, time_steps)).norm()
+                                / snn_mt(x, time_steps).norm())
+        sj_net = spikingjelly_copy(snn_if)
+        sj_times = {}
+        for layout, memory_format in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
+            sj_net = sj_net.to(memory_format=memory_format)
+            x_sj = x.contiguous(memory_format=memory_format)
+            sj_times[layout] = best_time(lambda n=sj_net, xs=x_sj: spikingjelly_forward(n, xs, time_steps),
+                                         args.repeats)
+        sj_difference = float((spikingjelly_forward(sj_net, x_cl, time_steps) - exact).abs().max())
+        # the same shortcuts as ours (first conv and head once): what the neuron implementation alone costs
+        sj_net = sj_net.to(memory_format=torch.channels_last)
+        sj_same_loop_s = best_time(lambda: sj_net.simulate(x, time_steps), args.repeats)
+    sj_layout = min(sj_times, key=sj_times.get)
+    print(f"ANN forward: NCHW fp32 {ann_naive_s * 1e3:.1f} ms; channels-last fp32 {ann_s * 1e3:.1f} ms; "
+          f"channels-last bf16 autocast {ann_bf16_s * 1e3:.1f} ms")
+    print(f"spiking T={time_steps}, channels-last: IF {if_s * 1e3:.1f} ms, MT {mt_s * 1e3:.1f} ms (fp32); "
+          f"IF {if_bf16_s * 1e3:.1f} ms, MT {mt_bf16_s * 1e3:.1f} ms (bf16)")
+    if_ratio, mt_ratio = if_s / (time_steps * ann_s), mt_s / (time_steps * ann_s)
+    naive_ratio = if_s / (time_steps * ann_naive_s)
+    bf16_ratio = if_bf16_s / (time_steps * ann_naive_s)
+    print(f"IF forward ÷ (T × ANN forward), same layout and precision = {if_ratio:.3f} (target ≤ 1.05)")
+    print(f"MT forward ÷ (T × ANN forward), same layout and precision = {mt_ratio:.3f} (target ≤ 1.15)")
+    print(f"IF forward, exact fp32 ÷ (T × ANN forward, NCHW fp32) = {naive_ratio:.3f} (target ≤ 0.8)")
+    print(f"IF forward, bf16 ÷ (T × ANN forward, NCHW fp32) = {bf16_ratio:.3f} (target ≤ 0.4); "
+          f"÷ (T × ANN bf16 autocast) = {if_bf16_s / (time_steps * ann_bf16_s):.3f}; MT bf16 ÷ NCHW fp32 "
+          f"= {mt_bf16_s / (time_steps * ann_naive_s):.3f}")
+    print(f"bf16 relative output error: IF {bf16_rel_err:.2e}, MT {mt_bf16_rel_err:.2e}")
+    print(f"SpikingJelly IFNode per-step loop: NCHW {sj_times['NCHW'] * 1e3:.1f} ms, channels-last "
+          f"{sj_times['channels-last'] * 1e3:.1f} ms; its best ({sj_layout}) ÷ ours = "
+          f"{sj_times[sj_layout] / if_s:.3f} (target ≥ 1.25); max output difference {sj_difference:.1e}")
+    print(f"SpikingJelly IFNode in our loop (first conv and head once, channels-last): "
+          f"{sj_same_loop_s * 1e3:.1f} ms, ÷ ours = {sj_same_loop_s / if_s:.3f} (the neuron update alone)")
+    demo = {} if args.no_demo else bf16_on_demo(time_steps)
 
+    ratios = {
+        "if_fwd_over_T_ann": round(if_ratio, 4), "mt_fwd_over_T_ann": round(mt_ratio, 4),
+        "if_fwd_over_T_ann_naive": round(naive_ratio, 4), "if_bf16_over_T_ann_naive": round(bf16_ratio, 4),
+        "bf16_rel_err": float(f"{bf16_rel_err:.3g}"), "sj_if_over_ours": round(sj_times[sj_layout] / if_s, 4),
+        **demo,
+    }
+    if args.no_training:
+        print(json.dumps(ratios))
+        return
     measured: dict[tuple[str, int], tuple[int, float]] = {}
     print(f"training step (MT neuron, width {args.train_width}, batch {args.train_batch}×1×{args.side}×"
           f"{args.side}), each in a fresh process:")
@@ -133,7 +243,7 @@ def main() -> None:
     mem_ratio = measured["asf", 50][0] / measured["asf", 10][0]
     print(f"ASF peak memory T=50 ÷ T=10 = {mem_ratio:.3f}")
     print(json.dumps({
-        "if_fwd_over_T_ann": round(if_ratio, 4), "mt_fwd_over_T_ann": round(mt_ratio, 4),
+        **ratios,
         "asf_mem_T50_over_T10": round(mem_ratio, 4),
         "asf_over_stbp_time": round(measured["asf", 10][1] / measured["stbp", 10][1], 4),
         "asf_over_stbp_mem": round(measured["asf", 10][0] / measured["stbp", 10][0], 4),

@@ -28,6 +28,8 @@ def invoke(*args):
         (["run", "--set", "ann_epoch=3"], "did you mean 'ann_epochs'"),
         (["run", "--set", "ann_epochs=-1"], "must be positive"),
         (["run", "--set", "ann_epochs"], "is not KEY=VALUE"),
+        (["run", "--grid", "em"], "use it with --suite NAME"),
+        (["run", "--suite", "spiking-unet/table7", "--grid", "emm"], "no grid 'emm' — did you mean 'em'?"),
         (["list", "neuronz"], "unknown kind 'neuronz'"),
         (["report", "--format", "pdf"], "is not one of csv, latex, markdown"),
     ],

@@ -240,3 +240,18 @@ def test_two_suites_with_one_name_is_an_error_naming_both(tmp_path, monkeypatch)
         load_suite("spiking-unet/table2")
     clash = [i for i in list_suites() if i.name == "spiking-unet/table2"]
     assert len(clash) == 2 and all(i.error for i in clash)
+
+
+def test_only_grids_keeps_the_named_blocks_and_is_stored_for_resume():
+    suite = load_suite("spiking-unet/table7").only_grids(["em"])
+    specs = suite.run_specs("quick")
+    assert [c.name for spec in specs for c in spec.choices["dataset"]] == ["em"]
+    stored = suite.spec_dict("quick")
+    assert stored["grids"] == ["em"]
+    resumed, cells, _ = Suite.plan_stored(stored)
+    assert {c.dataset.name for c in cells} == {"em"} and [g.name for g in resumed.grids] == ["em"]
+
+
+def test_only_grids_names_the_grids_on_a_typo():
+    with pytest.raises(BenchSuiteError, match=r"no grid 'emm' — did you mean 'em'\?; its grids: drive, em, camseq01"):
+        load_suite("spiking-unet/table7").only_grids(["emm"])

@@ -101,7 +101,7 @@ class UNet2d:
     def __init__(self, params: UNet2dParams | None = None) -> None:
         self.params = params or self.Params()
 
-    def build(self, task: Task, profile_width: int) -> UNet:
+    def build(self, task: Task, profile_width: int, out_channels: int | None = None) -> UNet:
         if task.spatial_dims != self.dims:
             other = "unet3d" if task.spatial_dims == 3 else "unet2d"
             raise BenchSuiteError(
@@ -109,7 +109,7 @@ class UNet2d:
                 f"use --plugin model={other}"
             )
         model = UNet(
-            task.in_channels, task.out_channels, width=self.params.width or profile_width,
+            task.in_channels, out_channels or task.out_channels, width=self.params.width or profile_width,
             depth=self.params.depth, head=task.kind, dims=self.dims,
         )
         return model.to(memory_format=model.memory_format)

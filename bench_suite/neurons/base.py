@@ -10,6 +10,8 @@ The same module serves three modes:
   cores is faster than folding T into the batch);
 - ``flow``: the ASF pass — one non-temporal call whose forward value is the output rate recorded by the
   preceding simulation and whose gradient is the identity gated by (accumulated input > 0);
+- reduced precision: with ``output_dtype`` set (``SpikingNetwork.with_precision``) the membrane stays
+  fp32 and only the output, exact in bf16 for the levels used, is handed on in that dtype;
 - recording: with ``record`` true every step adds to the accumulated output that ASF needs; with
   ``record == "stats"`` also to the event and spike counters of the efficiency accounting.
 """
@@ -72,6 +74,9 @@ class SpikingNeuron(SimpleBaseNode):
         self.channels = channels
         self.mode = "simulate"
         self.record = False
+        # None: outputs in the membrane's dtype (fp32); else the dtype the next layer computes in (a
+        # bf16 simulation): levels like 0.25·k are exact there, while v itself stays fp32
+        self.output_dtype: torch.dtype | None = None
         self.register_memory("acc_in", 0.0)
         self.register_memory("acc_out", 0.0)
         self.register_memory("events", 0.0)
@@ -118,10 +123,11 @@ class SpikingNeuron(SimpleBaseNode):
         if torch.is_tensor(self.v):
             self.neuronal_charge_(x)
         else:
-            self.neuronal_charge(x)  # first step: v is the float 0.0, so this makes a new tensor
+            # first step: v is the float 0.0, so this makes a new tensor (fp32 even for bf16 inputs)
+            self.neuronal_charge(x if self.output_dtype is None else x.float())
         out = self.fire(self.v)
         self.neuronal_reset_(out)
-        return out
+        return out if self.output_dtype is None else out.to(self.output_dtype)
 
     def neuronal_reset_(self, out: torch.Tensor) -> None:
         """In-place reset; a neuron whose ``neuronal_reset`` differs overrides this one too."""

@@ -68,5 +68,6 @@ class ASFTrainer:
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         torch.manual_seed(ctx.seed)
         train_epochs(ctx, patches, epochs, "asf", "ASF fine-tune",
-                     lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer), 1000)
+                     lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer), 1000,
+                     max_batches=ctx.profile.max_train_batches)
         return TrainedNetwork(network.eval(), ctx.time_steps)

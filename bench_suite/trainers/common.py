@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -118,16 +119,19 @@ class TrainingPatches:
 def train_epochs(
     ctx: CellContext, patches: TrainingPatches, epochs: int, stage: str, description: str,
     step: Callable[[torch.Tensor, torch.Tensor], float], batch_stream: int,
-    after_epoch: Callable[[float], None] | None = None,
+    after_epoch: Callable[[float], None] | None = None, max_batches: int = 0,
 ) -> None:
     """The epoch loop every trainer shares: batches, progress, the mean loss per epoch as a curve.
 
-    ``batch_stream`` keeps each method's batch order its own (and the same for a seed).
+    ``batch_stream`` keeps each method's batch order its own (and the same for a seed). ``max_batches``
+    (0: all) ends an epoch early; the batch order is reshuffled each epoch, so the cut takes a different
+    random part of the training set every time.
     """
-    advance = ctx.progress.stage(description, epochs * len(patches))
+    per_epoch = min(len(patches), max_batches) if max_batches else len(patches)
+    advance = ctx.progress.stage(description, epochs * per_epoch)
     for epoch in range(epochs):
         total, count = 0.0, 0
-        for x, y in patches.batches(batch_stream + epoch):
+        for x, y in itertools.islice(patches.batches(batch_stream + epoch), per_epoch):
             total += step(x, y) * len(x)
             count += len(x)
             advance(1)
@@ -155,7 +159,8 @@ def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor, loss: str 
 def check_output(output: torch.Tensor, batch: torch.Tensor, task: Task, who: str) -> None:
     """A plugin that returns the wrong shape or NaN fails its cell with one clear sentence."""
     expected = (batch.shape[0], task.out_channels, *batch.shape[2:])
-    if tuple(output.shape) != expected:
+    binary_head = task.kind == "segmentation" and task.n_classes == 2 and output.shape[1:2] == (1,)
+    if tuple(output.shape) != expected and not (binary_head and tuple(output.shape[2:]) == expected[2:]):
         raise PluginContractError(
             f"{who} returned an output of shape {tuple(output.shape)}, expected {expected}; "
             "check the plugin's forward"

@@ -60,5 +60,6 @@ class DirectTrainer:
         epochs = self.params.epochs or ctx.profile.dt_epochs
         network.train()
         train_epochs(ctx, patches, epochs, "dt", "direct training (BPTT)",
-                     lambda x, y: bptt_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer), 2000)
+                     lambda x, y: bptt_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer), 2000,
+                     max_batches=ctx.profile.max_train_batches)
         return TrainedNetwork(network.eval(), ctx.time_steps)

@@ -7,8 +7,9 @@
    ∂o/∂u = α·max(0, 1 − |u/θ − 1|)/θ, α = 0.3; the output layer does not fire: it accumulates membrane
    potential (the head reads the mean over T), then sigmoid per pixel/voxel; Adam with ReduceLROnPlateau.
 
-Inputs are coded directly (static current), or as Poisson binary spikes from [0, 1] inputs, or as
-ternary spikes sign(x)·[U < |x|] from zero-mean [−1, 1] inputs. The ANN and the converted network are
+Inputs are coded as ternary spikes sign(x)·[U < |x|] from zero-mean [−1, 1] inputs (the default, as in
+the reference's segmentation networks, after Rathi 2020), as Poisson binary spikes from [0, 1] inputs, or
+directly (static current). The ANN and the converted network are
 scored too (metrics ``ann/…`` and ``converted/…``), so one cell gives the study's three columns.
 """
 
@@ -24,7 +25,7 @@ from bench_suite.convert import analyse, build_spiking_network
 from bench_suite.encoders import make_encoder
 from bench_suite.errors import BenchSuiteError
 from bench_suite.neurons.surrogates import make_surrogate
-from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing
+from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing, samples_within_budget
 from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, train_epochs
 from bench_suite.trainers.direct import bptt_step
 
@@ -32,16 +33,17 @@ from bench_suite.trainers.direct import bptt_step
 @dataclasses.dataclass(frozen=True)
 class ThreeStageParams:
     loss: Literal["bce-dice", "bce", "dice", "ce"] = "bce-dice"
-    encoder: Literal["direct", "poisson", "ternary"] = "direct"
+    encoder: Literal["direct", "poisson", "ternary"] = "ternary"  # the reference's segmentation networks
     conversion_steps: int = 200
     tb_scale: float = 0.7
+    tb_percentile: float = 100.0  # 100: θ = the maximum input (the reference); e.g. 99.9: robust to outliers
     surrogate_alpha: float = 0.3
     lr: float = 0.0  # 0: the profile's dt_lr (reference Adam 1e-3)
     epochs: int = 0  # 0: the profile's finetune_epochs (reference 35 SNN epochs)
     output_threshold: float = 0.5  # sigmoid output above this is foreground (Yue Table 2 sweeps 0.1–0.6)
 
     def __post_init__(self) -> None:
-        TBParams(steps=self.conversion_steps, scale=self.tb_scale)  # same validation as the tb norm
+        TBParams(steps=self.conversion_steps, scale=self.tb_scale, percentile=self.tb_percentile)  # same checks
         if self.surrogate_alpha <= 0:
             raise ValueError(f"surrogate_alpha must be positive, got {self.surrogate_alpha}")
         if not 0 < self.output_threshold < 1:
@@ -71,9 +73,10 @@ class ThreeStageTrainer:
         ann = ctx.get_ann(loss=p.loss)
         calibration = patches.calibration(ctx.profile.calibration_samples)
         structure = analyse(ann, calibration)
-        balanced = ThresholdBalancing(TBParams(steps=p.conversion_steps, scale=p.tb_scale)).normalize(
-            structure, calibration, make_neuron=ctx.make_neuron)
+        tb = TBParams(steps=p.conversion_steps, scale=p.tb_scale, percentile=p.tb_percentile)
+        balanced = ThresholdBalancing(tb).normalize(structure, calibration, make_neuron=ctx.make_neuron)
         ctx.info["thresholds"] = balanced.thresholds
+        ctx.info["tb_samples"] = samples_within_budget(tb.samples, tb.steps, calibration[0].numel())
         network = build_spiking_network(structure, balanced.graph, ctx.make_neuron, balanced.thresholds)
         if p.encoder != "direct":
             network.input_coding = RescaledCoding.fit(make_encoder(p.encoder), patches.images, p.encoder)
@@ -98,7 +101,7 @@ class ThreeStageTrainer:
             return loss
 
         train_epochs(ctx, patches, epochs, "three-stage", "three-stage fine-tune (BPTT)", step, 3000,
-                     after_epoch=scheduler.step)
+                     after_epoch=scheduler.step, max_batches=ctx.profile.max_train_batches)
         stages = {"ann": TrainedNetwork(ann, 0, p.output_threshold), "converted": converted}
         return TrainedNetwork(network.eval(), ctx.time_steps, p.output_threshold, stages)
 

@@ -46,3 +46,24 @@ def test_three_stage_on_real_hippocampus_with_two_folds(shared_data, tmp_path):
     assert frame["value"].notna().all()
     markdown = CliRunner().invoke(app, ["report", "--results", str(tmp_path)]).output
     assert "±" in markdown  # mean ± std over the two folds
+    # binary losses train one foreground logit (sigmoid per voxel), the reference's head
+    checkpoints = list((tmp_path / "checkpoints").glob("ann-*.pt"))
+    assert len(checkpoints) == 2  # one ANN per fold
+    for checkpoint in checkpoints:
+        assert torch.load(checkpoint, weights_only=True)["state_dict"]["head.weight"].shape[0] == 1
+
+
+def test_one_logit_head_is_scored_through_a_sigmoid():
+    from bench_suite.evaluate import sample_metrics
+    from bench_suite.tasks import DatasetBundle, Sample, Task
+
+    target = torch.zeros(8, 8, dtype=torch.int64)
+    target[2:6, 2:6] = 1
+    sample = Sample("s", torch.zeros(1, 8, 8).numpy(), target.numpy())
+    bundle = DatasetBundle("b", Task("segmentation", 1, 2), [], [sample], 16)
+    logit = torch.full((1, 8, 8), -3.0)
+    logit[0, 2:6, 2:6] = 0.4  # sigmoid 0.6: foreground at the default 0.5, background at 0.7
+    metrics, prediction = sample_metrics(bundle, sample, logit, None)
+    assert metrics["f1"] == 1.0 and prediction.sum() == 16
+    metrics, prediction = sample_metrics(bundle, sample, logit, None, decision_threshold=0.7)
+    assert prediction.sum() == 0
