@@ -16,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 
 logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
-from speed_memory import build  # noqa: E402
+from speed_memory import build  # noqa: E402  (same network and input)
 
 from bench_suite.neurons.integrate_fire import IFNeuron  # noqa: E402
 from bench_suite.neurons.multi_threshold import MTNeuron  # noqa: E402

@@ -8,7 +8,7 @@ Prints, for a U-Net of stated size and input, at T = 10, in inference mode:
 - SpikingJelly's per-step IF loop (its IFNode in single-step mode, the whole network every step, in
   whichever layout is faster for it) ÷ ours, on the same converted network and input;
 - ASF vs STBP training step time and peak memory at T = 10, 20, 50, each in a fresh subprocess (peak RSS
-  growth during one step over the RSS before it), and ASF's peak memory at T = 50 ÷ at T = 10.
+  during one step, in a peak window opened just before it, minus the RSS before it), and ASF's peak memory at T = 50 ÷ at T = 10.
 The last line is one JSON object with the ratios. Usage: python benchmarks/speed_memory.py [--no-demo]
 Where the time goes: python benchmarks/profile_simulation.py.
 """
@@ -23,7 +23,9 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -80,7 +82,8 @@ def bf16_on_demo(time_steps: int) -> dict[str, float]:
     from bench_suite.trainers.common import NullProgress, TrainedNetwork, TrainingPatches
 
     profile = PROFILES["quick"]
-    bundle = DemoVessels().load(None, "quick")
+    with tempfile.TemporaryDirectory() as data_root:
+        bundle = DemoVessels().load(Path(data_root), "quick")
     torch.manual_seed(0)
     ann = UNet(1, 2, width=profile.width)
     ann = ann.to(memory_format=ann.memory_format)
@@ -103,19 +106,38 @@ def bf16_on_demo(time_steps: int) -> dict[str, float]:
     return result
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def best_times(candidates: dict, repeats: int) -> dict[str, float]:
+    """Best time of each candidate over ``repeats`` rounds, each round timing every candidate once, so
+    that a slow phase of the machine (another process, frequency) hits all of them alike."""
+    for fn in candidates.values():
+        fn()  # warm-up: oneDNN creates its primitives on the first call
+    best = dict.fromkeys(candidates, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux ≥ 4.0: writing 5 to clear_refs resets VmHWM), so that an earlier
+    transient peak (building and normalizing the network) does not count as the step's."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def peak_rss_bytes() -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 STEPS = {"asf": asf_step, "stbp": bptt_step}
@@ -130,11 +152,12 @@ def measure_training_step(method: str, width: int, batch: int, side: int, time_s
     optimizer = torch.optim.Adam(snn.parameters(), lr=1e-5)
     task = Task("segmentation", 1, 2)
     STEPS[method](snn, x, target, 1, task, optimizer)
+    reset_peak_rss()
     before = rss_bytes()
     start = time.perf_counter()
     STEPS[method](snn, x, target, time_steps, task, optimizer)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     return max(peak - before, 1), seconds
 
 
@@ -143,7 +166,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--side", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--train-width", type=int, default=16,
                         help="width for the training-step comparison (STBP at T=50 needs ~T× the memory)")
     parser.add_argument("--train-batch", type=int, default=4)
@@ -169,30 +192,32 @@ def main() -> None:
           f"{torch.get_num_threads()} threads; best of {args.repeats}")
     with torch.inference_mode():
         x_cl = x.contiguous(memory_format=torch.channels_last)
-        ann_naive_s = best_time(lambda: ann_nchw(x_nchw), args.repeats)
-        ann_s = best_time(lambda: ann(x_cl), args.repeats)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            ann_bf16_s = best_time(lambda: ann(x_cl), args.repeats)
-        if_s = best_time(lambda: snn_if(x, time_steps), args.repeats)
-        mt_s = best_time(lambda: snn_mt(x, time_steps), args.repeats)
         if_bf16_net, mt_bf16_net = snn_if.with_precision(torch.bfloat16), snn_mt.with_precision(torch.bfloat16)
-        if_bf16_s = best_time(lambda: if_bf16_net(x, time_steps), args.repeats)
-        mt_bf16_s = best_time(lambda: mt_bf16_net(x, time_steps), args.repeats)
+        sj_cl = spikingjelly_copy(snn_if)  # channels-last, as ours
+        sj_nchw = spikingjelly_copy(snn_if).to(memory_format=torch.contiguous_format)
+
+        def ann_bf16():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return ann(x_cl)
+
+        times = best_times({
+            "ann_naive": lambda: ann_nchw(x_nchw), "ann": lambda: ann(x_cl), "ann_bf16": ann_bf16,
+            "if": lambda: snn_if(x, time_steps), "mt": lambda: snn_mt(x, time_steps),
+            "if_bf16": lambda: if_bf16_net(x, time_steps), "mt_bf16": lambda: mt_bf16_net(x, time_steps),
+            "sj_nchw": lambda: spikingjelly_forward(sj_nchw, x_nchw, time_steps),
+            "sj_cl": lambda: spikingjelly_forward(sj_cl, x_cl, time_steps),
+            # the same shortcuts as ours (first conv and head once): the neuron implementation alone
+            "sj_our_loop": lambda: sj_cl.simulate(x, time_steps),
+        }, args.repeats)
+        ann_naive_s, ann_s, ann_bf16_s = times["ann_naive"], times["ann"], times["ann_bf16"]
+        if_s, mt_s, if_bf16_s, mt_bf16_s = times["if"], times["mt"], times["if_bf16"], times["mt_bf16"]
+        sj_times = {"NCHW": times["sj_nchw"], "channels-last": times["sj_cl"]}
+        sj_same_loop_s = times["sj_our_loop"]
         exact, rounded = snn_if(x, time_steps), if_bf16_net(x, time_steps)
         bf16_rel_err = float((rounded - exact).norm() / exact.norm())
-        mt_bf16_rel_err = float((mt_bf16_net(x, time_steps) - snn_mt(x, time_steps)).norm()
-                                / snn_mt(x, time_steps).norm())
-        sj_net = spikingjelly_copy(snn_if)
-        sj_times = {}
-        for layout, memory_format in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
-            sj_net = sj_net.to(memory_format=memory_format)
-            x_sj = x.contiguous(memory_format=memory_format)
-            sj_times[layout] = best_time(lambda n=sj_net, xs=x_sj: spikingjelly_forward(n, xs, time_steps),
-                                         args.repeats)
-        sj_difference = float((spikingjelly_forward(sj_net, x_cl, time_steps) - exact).abs().max())
-        # the same shortcuts as ours (first conv and head once): what the neuron implementation alone costs
-        sj_net = sj_net.to(memory_format=torch.channels_last)
-        sj_same_loop_s = best_time(lambda: sj_net.simulate(x, time_steps), args.repeats)
+        mt_exact = snn_mt(x, time_steps)
+        mt_bf16_rel_err = float((mt_bf16_net(x, time_steps) - mt_exact).norm() / mt_exact.norm())
+        sj_difference = float((spikingjelly_forward(sj_cl, x_cl, time_steps) - exact).abs().max())
     sj_layout = min(sj_times, key=sj_times.get)
     print(f"ANN forward: NCHW fp32 {ann_naive_s * 1e3:.1f} ms; channels-last fp32 {ann_s * 1e3:.1f} ms; "
           f"channels-last bf16 autocast {ann_bf16_s * 1e3:.1f} ms")

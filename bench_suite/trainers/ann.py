@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -20,6 +22,7 @@ def train_ann(
     a CPU allows.
     """
     patches = TrainingPatches(bundle, profile, seed)
+    init_foreground_prior(model, patches)
     if profile.name == "paper" and bundle.task.kind == "segmentation":
         optimizer = torch.optim.RMSprop(model.parameters(), lr=profile.ann_lr)
     else:
@@ -53,3 +56,19 @@ class ANNTrainer:
 
     def run(self, ctx: CellContext) -> TrainedNetwork:
         return TrainedNetwork(ctx.get_ann())
+
+
+def init_foreground_prior(model: nn.Module, patches: TrainingPatches) -> None:
+    """A one-logit head starts at the training foreground fraction π: bias = log(π / (1 − π)).
+
+    (Lin et al. 2017's prior initialization.) Without it the Dice loss on the hippocampus (π = 3.7 %)
+    settled on "everything is foreground" (ANN Dice 0.07 after 12 epochs); with it, 0.84 after 4.
+    Two-logit heads and denoising heads are left as built."""
+    head = getattr(model, "head", None)
+    if patches.targets is None or not isinstance(head, nn.modules.conv._ConvNd):
+        return
+    if head.out_channels != 1 or head.bias is None:
+        return
+    fraction = float((patches.targets > 0).float().mean().clamp(1e-4, 1 - 1e-4))
+    with torch.no_grad():
+        head.bias.fill_(math.log(fraction / (1 - fraction)))
