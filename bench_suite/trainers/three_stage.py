@@ -1,8 +1,9 @@
 """Trainer ``three-stage`` (Yue et al. 2023, after Rathi et al. 2020).
 
 1. ANN: the U-Net trained with the chosen loss (BCE-Dice by default), cached like every ANN.
-2. Early-stop conversion: threshold balancing (``tb``) over ``conversion_steps`` simulated steps
-   (reference 200, where full balancing runs 1000+), thresholds × ``tb_scale`` (0.7).
+2. Early-stop conversion: threshold balancing (``tb``) over ``conversion_steps`` simulated steps — by
+   default the cell's T, the length the network then runs and is fine-tuned at (reference 200, where full
+   balancing runs 1000+) — thresholds × ``tb_scale`` (0.7).
 3. Spike-based fine-tuning: BPTT through the cell's T steps with the linear (triangle) surrogate
    ∂o/∂u = α·max(0, 1 − |u/θ − 1|)/θ, α = 0.3; the output layer does not fire: it accumulates membrane
    potential (the head reads the mean over T), then sigmoid per pixel/voxel; Adam with ReduceLROnPlateau.
@@ -34,7 +35,10 @@ from bench_suite.trainers.direct import bptt_step
 class ThreeStageParams:
     loss: Literal["bce-dice", "bce", "dice", "ce"] = "bce-dice"
     encoder: Literal["direct", "poisson", "ternary"] = "ternary"  # the reference's segmentation networks
-    conversion_steps: int = 200
+    # 0: the cell's T. Balancing over more steps than the network runs sets thresholds it cannot reach: on
+    # the 3-D hippocampus U-Net, TB over 200 steps left every layer past the fourth silent at T = 20
+    # (constant output, no gradient for fine-tuning), TB over 20 steps kept all of them firing
+    conversion_steps: int = 0
     tb_scale: float = 0.7
     tb_percentile: float = 100.0  # 100: θ = the maximum input (the reference); e.g. 99.9: robust to outliers
     surrogate_alpha: float = 0.3
@@ -43,7 +47,9 @@ class ThreeStageParams:
     output_threshold: float = 0.5  # sigmoid output above this is foreground (Yue Table 2 sweeps 0.1–0.6)
 
     def __post_init__(self) -> None:
-        TBParams(steps=self.conversion_steps, scale=self.tb_scale, percentile=self.tb_percentile)  # same checks
+        if self.conversion_steps < 0:
+            raise ValueError(f"conversion_steps must not be negative (0 = the cell's T), got {self.conversion_steps}")
+        TBParams(steps=self.conversion_steps or 200, scale=self.tb_scale, percentile=self.tb_percentile)
         if self.surrogate_alpha <= 0:
             raise ValueError(f"surrogate_alpha must be positive, got {self.surrogate_alpha}")
         if not 0 < self.output_threshold < 1:
@@ -73,10 +79,11 @@ class ThreeStageTrainer:
         ann = ctx.get_ann(loss=p.loss)
         calibration = patches.calibration(ctx.profile.calibration_samples)
         structure = analyse(ann, calibration)
-        tb = TBParams(steps=p.conversion_steps, scale=p.tb_scale, percentile=p.tb_percentile)
+        tb = TBParams(steps=p.conversion_steps or ctx.time_steps, scale=p.tb_scale, percentile=p.tb_percentile)
         balanced = ThresholdBalancing(tb).normalize(structure, calibration, make_neuron=ctx.make_neuron)
         ctx.info["thresholds"] = balanced.thresholds
         ctx.info["tb_samples"] = samples_within_budget(tb.samples, tb.steps, calibration[0].numel())
+        ctx.info["tb_steps"] = tb.steps
         network = build_spiking_network(structure, balanced.graph, ctx.make_neuron, balanced.thresholds)
         if p.encoder != "direct":
             network.input_coding = RescaledCoding.fit(make_encoder(p.encoder), patches.images, p.encoder)

@@ -1,6 +1,7 @@
 import io
 
 import pandas as pd
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -67,3 +68,23 @@ def test_one_logit_head_is_scored_through_a_sigmoid():
     assert metrics["f1"] == 1.0 and prediction.sum() == 16
     metrics, prediction = sample_metrics(bundle, sample, logit, None, decision_threshold=0.7)
     assert prediction.sum() == 0
+
+
+def test_conversion_balances_over_the_cells_time_steps_by_default(tmp_path):
+    import json
+
+    from bench_suite.store import ResultStore
+    from bench_suite.trainers.three_stage import ThreeStageParams
+
+    args = ["run", "--plugin", "trainer=three-stage(epochs=1)", "--plugin", "neuron=if",
+            "--dataset", "demo-vessels", "--profile", "smoke", "-T", "3", "--set", "ann_epochs=1",
+            "--set", "patches_per_image=4", "--set", "calibration_samples=8",
+            "--data-root", str(tmp_path / "data"), "--results", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with ResultStore(tmp_path) as store:
+        cells = store.cells_frame(store.latest_run_id())
+    steps = sorted(json.loads(info)["tb_steps"] for info in cells["info"])
+    assert steps == [3]
+    with pytest.raises(ValueError, match="conversion_steps must not be negative"):
+        ThreeStageParams(conversion_steps=-1)
