@@ -7,8 +7,9 @@ Prints, for a U-Net of stated size and input, at T = 10, in inference mode:
   error, and (unless --no-demo) the F1 change it causes on demo-vessels with a quick-profile ANN;
 - SpikingJelly's per-step IF loop (its IFNode in single-step mode, the whole network every step, in
   whichever layout is faster for it) ÷ ours, on the same converted network and input;
-- ASF vs STBP training step time and peak memory at T = 10, 20, 50, each in a fresh subprocess (peak RSS
-  during one step, in a peak window opened just before it, minus the RSS before it), and ASF's peak memory at T = 50 ÷ at T = 10.
+- ASF vs STBP training step time and peak memory at T = 10, 20, 50, each in a fresh subprocess (the peak
+  RSS during one step, in a peak window opened just before it; and its growth over the RSS before it),
+  and ASF's peak memory at T = 50 ÷ at T = 10.
 The last line is one JSON object with the ratios. Usage: python benchmarks/speed_memory.py [--no-demo]
 Where the time goes: python benchmarks/profile_simulation.py.
 """
@@ -143,9 +144,10 @@ def peak_rss_bytes() -> int:
 STEPS = {"asf": asf_step, "stbp": bptt_step}
 
 
-def measure_training_step(method: str, width: int, batch: int, side: int, time_steps: int) -> tuple[int, float]:
-    """Peak RSS growth (bytes) and time (s) of one training step, after a warm-up step at T = 1 that
-    allocates the optimizer state (so the growth is the step's own activations)."""
+def measure_training_step(method: str, width: int, batch: int, side: int, time_steps: int) -> tuple[int, int, float]:
+    """Peak RSS (bytes) during one training step, its growth over the RSS before the step, and the step's
+    time (s); after a warm-up step at T = 1 that allocates the optimizer state, so that the growth is the
+    step's own activations and the peak is what the process needs to train (model, optimizer, step)."""
     _, snn, x = build(width, batch, side, MTNeuron)
     snn.train()
     target = torch.randint(0, 2, (batch, side, side))
@@ -158,7 +160,7 @@ def measure_training_step(method: str, width: int, batch: int, side: int, time_s
     STEPS[method](snn, x, target, time_steps, task, optimizer)
     seconds = time.perf_counter() - start
     peak = peak_rss_bytes()
-    return max(peak - before, 1), seconds
+    return peak, max(peak - before, 0), seconds
 
 
 def main() -> None:
@@ -176,9 +178,9 @@ def main() -> None:
     parser.add_argument("--measure", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        memory, seconds = measure_training_step(args.measure[0], args.width, args.batch, args.side,
-                                                int(args.measure[1]))
-        print(memory, seconds)
+        peak, growth, seconds = measure_training_step(args.measure[0], args.width, args.batch, args.side,
+                                                      int(args.measure[1]))
+        print(peak, growth, seconds)
         return
 
     time_steps = 10
@@ -249,9 +251,10 @@ def main() -> None:
     if args.no_training:
         print(json.dumps(ratios))
         return
-    measured: dict[tuple[str, int], tuple[int, float]] = {}
+    measured: dict[tuple[str, int], tuple[int, int, float]] = {}
     print(f"training step (MT neuron, width {args.train_width}, batch {args.train_batch}×1×{args.side}×"
-          f"{args.side}), each in a fresh process:")
+          f"{args.side}), each in a fresh process; memory = the process's peak RSS during the step "
+          f"(growth over the RSS before it in brackets):")
     for steps in (10, 20, 50):
         for method in ("asf", "stbp"):
             command = [sys.executable, __file__, "--width", str(args.train_width), "--batch",
@@ -261,17 +264,20 @@ def main() -> None:
                 raise SystemExit(f"{method} at T={steps} failed (exit {result.returncode}; out of memory?): "
                                  f"{result.stderr.strip().splitlines()[-1:] or ''}")
             out = result.stdout.split()
-            measured[method, steps] = (int(out[-2]), float(out[-1]))
+            measured[method, steps] = (int(out[-3]), int(out[-2]), float(out[-1]))
         asf, stbp = measured["asf", steps], measured["stbp", steps]
-        print(f"  T={steps}: ASF {asf[1]:.2f} s, {asf[0] / 2**20:.0f} MiB; STBP {stbp[1]:.2f} s, "
-              f"{stbp[0] / 2**20:.0f} MiB; ASF ÷ STBP time {asf[1] / stbp[1]:.3f}, memory {asf[0] / stbp[0]:.3f}")
+        print(f"  T={steps}: ASF {asf[2]:.2f} s, {asf[0] / 2**20:.0f} MiB (+{asf[1] / 2**20:.0f}); "
+              f"STBP {stbp[2]:.2f} s, {stbp[0] / 2**20:.0f} MiB (+{stbp[1] / 2**20:.0f}); "
+              f"ASF ÷ STBP time {asf[2] / stbp[2]:.3f}, memory {asf[0] / stbp[0]:.3f}")
     mem_ratio = measured["asf", 50][0] / measured["asf", 10][0]
-    print(f"ASF peak memory T=50 ÷ T=10 = {mem_ratio:.3f}")
+    print(f"ASF peak memory T=50 ÷ T=10 = {mem_ratio:.3f} (growth {measured['asf', 50][1] / 2**20:.0f} vs "
+          f"{measured['asf', 10][1] / 2**20:.0f} MiB)")
     print(json.dumps({
         **ratios,
         "asf_mem_T50_over_T10": round(mem_ratio, 4),
-        "asf_over_stbp_time": round(measured["asf", 10][1] / measured["stbp", 10][1], 4),
+        "asf_over_stbp_time": round(measured["asf", 10][2] / measured["stbp", 10][2], 4),
         "asf_over_stbp_mem": round(measured["asf", 10][0] / measured["stbp", 10][0], 4),
+        "asf_over_stbp_mem_growth": round(measured["asf", 10][1] / max(measured["stbp", 10][1], 1), 4),
     }))
 
 
