@@ -47,7 +47,7 @@ PROFILES: dict[str, Profile] = {
 #: what changes for volumes (3-D datasets), before the user's --set: a whole 40×56×40 volume is 35× a
 #: 48×48 patch and BPTT keeps every step's activations, so the CPU profiles use a narrower 3-D U-Net and
 #: smaller batches; quick fine-tunes on 26 random batches of 4 volumes per epoch (on Task04 half of the
-#: 208 training volumes; a whole BPTT epoch at T=20 takes about 7 minutes on 2 cores)
+#: 208 training volumes; a whole BPTT epoch at T=20 takes about 5 minutes on 2 cores)
 VOLUME_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": {"batch_size": 2, "calibration_samples": 4, "eval_batch_size": 4},
     "quick": {"width": 8, "batch_size": 4, "calibration_samples": 8, "eval_batch_size": 8,
