@@ -1,3 +1,3 @@
-from bench_suite.cli import main
+from bench_suite.cli.app import main
 
 main()

@@ -35,12 +35,13 @@ logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 from spikingjelly.activation_based import functional  # noqa: E402
 from spikingjelly.activation_based import neuron as sj_neuron  # noqa: E402
 
-from bench_suite.convert import analyse, build_spiking_network, replace_neurons  # noqa: E402
+from bench_suite.core.tasks import Task  # noqa: E402
 from bench_suite.models.unet import UNet  # noqa: E402
 from bench_suite.neurons.integrate_fire import IFNeuron  # noqa: E402
 from bench_suite.neurons.multi_threshold import MTNeuron  # noqa: E402
 from bench_suite.norms.scaling import ConnectionWiseNorm  # noqa: E402
-from bench_suite.tasks import Task  # noqa: E402
+from bench_suite.snn.convert import analyse, build_spiking_network  # noqa: E402
+from bench_suite.snn.network import replace_neurons  # noqa: E402
 from bench_suite.trainers.asf import asf_step  # noqa: E402
 from bench_suite.trainers.direct import bptt_step  # noqa: E402
 
@@ -76,11 +77,13 @@ def spikingjelly_forward(net, x: torch.Tensor, time_steps: int) -> torch.Tensor:
 
 def bf16_on_demo(time_steps: int) -> dict[str, float]:
     """F1 on demo-vessels of the IF and MT networks (quick-profile ANN, CW), fp32 against bf16."""
+    from bench_suite.core.contracts import NullProgress
+    from bench_suite.core.profiles import PROFILES
     from bench_suite.datasets.demo import DemoVessels
-    from bench_suite.evaluate import evaluate
-    from bench_suite.spec import PROFILES
+    from bench_suite.experiment.evaluation import evaluate
+    from bench_suite.snn.network import TrainedNetwork
+    from bench_suite.snn.training import TrainingPatches
     from bench_suite.trainers.ann import train_ann
-    from bench_suite.trainers.common import NullProgress, TrainedNetwork, TrainingPatches
 
     profile = PROFILES["quick"]
     with tempfile.TemporaryDirectory() as data_root:

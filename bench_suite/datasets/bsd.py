@@ -22,18 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_suite.datasets.checks import (
-    CheckReport,
-    cap,
-    check_patch_size,
-    check_profile,
-    fill_root,
-    list_files,
-    read_image,
-    shape_text,
-)
-from bench_suite.errors import BenchSuiteError
-from bench_suite.tasks import DatasetBundle, Sample, Task
+from bench_suite.core.checks import CheckReport, shape_text
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import DatasetBundle, Sample, Task
+from bench_suite.datasets.files import cap, check_patch_size, check_profile, fill_root, list_files, read_image
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 

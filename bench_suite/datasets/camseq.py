@@ -22,8 +22,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from bench_suite.datasets.checks import (
-    CheckReport,
+from bench_suite.core.checks import CheckReport, shape_text
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import DatasetBundle, Sample, Task, stable_seed
+from bench_suite.datasets.files import (
     begin_check,
     cap,
     check_patch_size,
@@ -32,10 +34,7 @@ from bench_suite.datasets.checks import (
     list_files,
     locate,
     read_image,
-    shape_text,
 )
-from bench_suite.errors import BenchSuiteError
-from bench_suite.tasks import DatasetBundle, Sample, Task, stable_seed
 
 #: profile → (training frames, test frames, (height, width)); None = all frames
 PROFILES: dict[str, tuple[int | None, int | None, tuple[int, int]]] = {

@@ -20,9 +20,9 @@ from scipy import ndimage
 from skimage import color, data, transform
 from skimage.util import img_as_float
 
+from bench_suite.core.errors import BenchSuiteError, unknown_name_message
+from bench_suite.core.tasks import DatasetBundle, Sample, Task, stable_seed
 from bench_suite.datasets.drive_layout import read_drive_layout, write_drive_layout
-from bench_suite.errors import BenchSuiteError, unknown_name_message
-from bench_suite.tasks import DatasetBundle, Sample, Task, stable_seed
 
 PROFILES = ("smoke", "quick", "paper")
 

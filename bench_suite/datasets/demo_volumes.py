@@ -19,8 +19,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from bench_suite.core.tasks import DatasetBundle
 from bench_suite.datasets.nifti import Hippocampus, HippocampusParams
-from bench_suite.tasks import DatasetBundle
 
 #: profile → number of subjects written
 SUBJECTS = {"smoke": 10, "quick": 40, "paper": 120}

@@ -11,18 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_suite.core.checks import CheckReport, shape_text
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import DatasetBundle, Task
 from bench_suite.datasets import drive_layout as layout
-from bench_suite.datasets.checks import (
-    CheckReport,
-    begin_check,
-    cap,
-    check_patch_size,
-    check_profile,
-    locate,
-    shape_text,
-)
-from bench_suite.errors import BenchSuiteError
-from bench_suite.tasks import DatasetBundle, Task
+from bench_suite.datasets.files import begin_check, cap, check_patch_size, check_profile, locate
 
 #: profile → (training images, test images); None = all. Preprocessing statistics always use every image
 #: of a split, so a capped profile sees the same pixels as the paper profile.

@@ -42,8 +42,8 @@ import tifffile
 from PIL import Image
 from skimage.exposure import adjust_gamma, equalize_adapthist
 
-from bench_suite.errors import BenchSuiteError
-from bench_suite.tasks import Sample
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import Sample
 
 SPLITS = ("training", "test")
 CLAHE_CLIP_LIMIT = 2.0 / 256  # OpenCV clipLimit 2.0 expressed in scikit-image's units (see module doc)

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from bench_suite.datasets.checks import (
-    CheckReport,
+from bench_suite.core.checks import CheckReport, shape_text
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import DatasetBundle, Sample, Task
+from bench_suite.datasets.files import (
     begin_check,
     cap,
     check_patch_size,
@@ -31,10 +33,7 @@ from bench_suite.datasets.checks import (
     list_files,
     locate,
     read_image,
-    shape_text,
 )
-from bench_suite.errors import BenchSuiteError
-from bench_suite.tasks import DatasetBundle, Sample, Task
 
 PROFILE_CAPS: dict[str, tuple[int | None, int | None]] = {
     "smoke": (4, 2),

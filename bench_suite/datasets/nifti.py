@@ -24,19 +24,18 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 
-from bench_suite.datasets.checks import (
+from bench_suite.core.checks import CheckReport, shape_text
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import DatasetBundle, Sample, Task, stable_seed
+from bench_suite.datasets.files import (
     IGNORED_PREFIXES,
-    CheckReport,
     begin_check,
     cap,
     check_profile,
     first_problem,
     is_ignored,
     locate,
-    shape_text,
 )
-from bench_suite.errors import BenchSuiteError
-from bench_suite.tasks import DatasetBundle, Sample, Task, stable_seed
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 

@@ -11,8 +11,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from bench_suite.errors import BenchSuiteError
-from bench_suite.tasks import Task
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import Task
 
 
 class ConvBlock(nn.Sequential):

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
+from bench_suite.core.neuron import SpikingNeuron, SurrogateParams
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,8 @@ import dataclasses
 
 import torch
 
-from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
-from bench_suite.neurons.surrogates import SurrogateName, make_surrogate
+from bench_suite.core.neuron import SpikingNeuron, SurrogateParams
+from bench_suite.core.surrogates import SurrogateName, make_surrogate
 
 
 @dataclasses.dataclass(frozen=True)

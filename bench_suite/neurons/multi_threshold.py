@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
+from bench_suite.core.neuron import SpikingNeuron, SurrogateParams
 
 
 def optimal_thresholds(n: int) -> tuple[float, ...]:

@@ -15,7 +15,7 @@ import dataclasses
 import torch
 from torch import fx, nn
 
-from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
+from bench_suite.core.neuron import SpikingNeuron, SurrogateParams
 
 
 @dataclasses.dataclass(frozen=True)

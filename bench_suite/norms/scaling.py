@@ -1,101 +1,22 @@
 """Weight normalizations for ANN→SNN conversion: none, layer-wise (LW) and connection-wise (CW).
 
-Both scale the weights so that every neuron can use threshold 1: with λ_l the chosen percentile of
-ReLU l's output on calibration data, W ← W·λ_in/λ_out and b ← b/λ_out (Diehl 2015, Rueckauer 2017).
-They differ after a concatenation: LW takes one λ_in over the whole concatenated tensor, CW scales the
-input channels that came from each branch by that branch's own λ (Spiking-UNet).
+Both scale the weights so that every neuron can use threshold 1 (W ← W·λ_in/λ_out, b ← b/λ_out). They
+differ after a concatenation: LW takes one λ_in over the whole concatenated tensor, CW scales the input
+channels that came from each branch by that branch's own λ (Spiking-UNet).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
-from pathlib import Path
 
 import torch
-from torch import fx
 
-from bench_suite.convert import (
+from bench_suite.snn.calibration import Normalized, percentile_scales, rescale
+from bench_suite.snn.convert import (
     NetworkStructure,
     WeightedLayer,
-    activation_scale,
-    record_activations,
-    scale_input_channels,
-    scale_output,
 )
-
-
-@dataclasses.dataclass
-class Normalized:
-    """A norm's result: the rescaled graph, neuron thresholds by site (default 1) and the λ found."""
-
-    graph: fx.GraphModule
-    thresholds: dict[str, float]
-    scales: dict[str, float]
-
-
-class CalibrationCache:
-    """λ values on disk, keyed by the exact weights, calibration data and method: it cannot go stale."""
-
-    def __init__(self, folder: Path | None) -> None:
-        self.folder = folder
-
-    @staticmethod
-    def key(graph: fx.GraphModule, data: torch.Tensor, method: dict) -> str:
-        digest = hashlib.sha256(json.dumps(method, sort_keys=True).encode())
-        for name, tensor in sorted(graph.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        digest.update(data.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:24]
-
-    def get_or_compute(self, key: str, compute) -> dict[str, float]:
-        path = self.folder / f"calibration-{key}.json" if self.folder else None
-        if path is not None and path.exists():
-            return json.loads(path.read_text())
-        values = compute()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(values, sort_keys=True))
-            tmp.replace(path)
-        return values
-
-
-def percentile_scales(
-    structure: NetworkStructure, calibration: torch.Tensor, percentile: float,
-    cache: CalibrationCache | None, include_concats: bool,
-) -> dict[str, float]:
-    names = set(structure.sites) | (set(structure.concats) if include_concats else set())
-    method = {"percentile": percentile, "names": sorted(names)}
-
-    def compute() -> dict[str, float]:
-        return record_activations(
-            structure.graph, calibration, names, lambda t: activation_scale(t, percentile)
-        )
-
-    if cache is None:
-        return compute()
-    return cache.get_or_compute(CalibrationCache.key(structure.graph, calibration, method), compute)
-
-
-def rescale(
-    structure: NetworkStructure, scales: dict[str, float], part_scale, author_compat: bool = False
-) -> fx.GraphModule:
-    """Apply W[:, part] ← W[:, part]·part_scale(layer, part), then W, b ← ·/λ_out, on a copy."""
-    gm = copy.deepcopy(structure.graph)
-    for layer in structure.layers:
-        module = gm.get_submodule(layer.target)
-        for part in layer.parts:
-            factor = part_scale(layer, part)
-            stop = part.stop - 1 if author_compat and layer.concat else part.stop
-            if factor != 1.0 and stop > part.start:
-                scale_input_channels(module, part.start, stop, factor)
-        out_scale = scales[layer.activation] if layer.activation else 1.0
-        scale_output(module, 1.0 / out_scale)
-    return gm
 
 
 @dataclasses.dataclass(frozen=True)

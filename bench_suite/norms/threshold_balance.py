@@ -1,13 +1,8 @@
-"""Threshold balancing (Sengupta et al. 2019, as used by Rathi 2020 and the three-stage method).
+"""Norm ``tb``: threshold balancing (Sengupta et al. 2019) as a norm plugin.
 
-Weights stay as trained; each neuron layer gets its own threshold: layer by layer in execution order,
-simulate T steps with the thresholds found so far, set θ_l to the maximum input current that layer l
-receives over all steps and elements, and finally multiply every θ by a scaling factor (reference 0.7).
-
-One pass does it: the body graph is interpreted once with the T steps folded into the batch
-(convolutions, pools and concatenations act per sample), and at each neuron the T steps are unfolded
-and simulated in order. When a neuron is reached every earlier threshold is already set, which is
-exactly the layer-by-layer procedure, at the cost of one simulation instead of one per layer.
+Weights stay as trained; each neuron layer gets its own threshold, the maximum (or a percentile of the)
+input current it receives over T simulated steps, times a scaling factor (reference 0.7). The algorithm
+is :func:`bench_suite.snn.calibration.balance_thresholds`.
 """
 
 from __future__ import annotations
@@ -16,23 +11,10 @@ import copy
 import dataclasses
 
 import torch
-from spikingjelly.activation_based import functional
-from torch import fx
 
-from bench_suite.convert import NetworkStructure, build_spiking_network, respike_name
-from bench_suite.errors import BenchSuiteError
-from bench_suite.neurons.base import SpikingNeuron
-from bench_suite.norms.scaling import Normalized
-
-#: cap on steps × samples × input elements of the time-folded pass: the first layers' activations are
-#: width × this many floats, so 2**24 keeps a width-16 pass near 1 GiB per tensor (one 40×56×40 volume
-#: at 200 steps is 1.8e7 elements; four 48×48 patches at 200 steps are 1.8e6)
-FOLDED_ELEMENTS = 2**24
-
-
-def samples_within_budget(requested: int, steps: int, sample_elements: int) -> int:
-    """How many calibration samples the time-folded pass may use: at most ``requested``, at least one."""
-    return max(1, min(requested, FOLDED_ELEMENTS // max(1, steps * sample_elements)))
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.snn.calibration import Normalized, balance_thresholds, samples_within_budget
+from bench_suite.snn.convert import NetworkStructure, build_spiking_network, respike_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,49 +35,6 @@ class TBParams:
             raise ValueError(f"scale must be in (0, 2], got {self.scale}")
         if self.samples < 1:
             raise ValueError(f"samples must be at least 1, got {self.samples}")
-
-
-#: inputs beyond this many elements are subsampled (evenly strided) for a percentile
-PERCENTILE_ELEMENTS = 2**24
-
-
-def input_level(inputs: torch.Tensor, percentile: float) -> float:
-    """The maximum of ``inputs``, or their ``percentile`` (on an evenly strided subsample if large)."""
-    if percentile >= 100:
-        return float(inputs.max())
-    values = inputs.flatten()
-    values = values[:: values.numel() // PERCENTILE_ELEMENTS + 1]
-    return float(torch.quantile(values.float(), percentile / 100))
-
-
-def balance_thresholds(
-    network, x: torch.Tensor, steps: int, make_neuron, percentile: float = 100.0
-) -> dict[str, float]:
-    """θ per neuron module name of ``network.body``: the maximum (or a percentile of the) input over
-    ``steps`` steps."""
-    body: fx.GraphModule = network.body
-    found: dict[str, float] = {}
-    batch = x.shape[0]
-
-    class TimeFolded(fx.Interpreter):
-        def call_module(self, target, args, kwargs):
-            module = self.fetch_attr(target)
-            if not isinstance(module, SpikingNeuron):
-                return super().call_module(target, args, kwargs)
-            inputs = args[0].reshape(steps, batch, *args[0].shape[1:])
-            theta = input_level(inputs, percentile)
-            theta = theta if theta > 0 else 1.0  # a silent layer keeps threshold 1, never 0
-            found[target] = theta
-            neuron = make_neuron(theta, module.channels)
-            functional.reset_net(neuron)
-            outputs = torch.stack([neuron(step) for step in inputs])
-            return outputs.reshape(steps * batch, *outputs.shape[2:])
-
-    with torch.no_grad():
-        current = network.encoder(x)
-        folded = current.unsqueeze(0).expand(steps, *current.shape).reshape(steps * batch, *current.shape[1:])
-        TimeFolded(body).run(folded)
-    return found
 
 
 class ThresholdBalancing:

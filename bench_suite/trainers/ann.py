@@ -7,9 +7,11 @@ import math
 import torch
 from torch import nn
 
-from bench_suite.spec import Profile
-from bench_suite.tasks import DatasetBundle
-from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, task_loss
+from bench_suite.core.contracts import CellContext
+from bench_suite.core.profiles import Profile
+from bench_suite.core.tasks import DatasetBundle
+from bench_suite.snn.network import TrainedNetwork
+from bench_suite.snn.training import TrainingPatches, task_loss
 
 
 def train_ann(

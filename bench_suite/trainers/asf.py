@@ -12,16 +12,10 @@ import dataclasses
 
 import torch
 
-from bench_suite.convert import SpikingNetwork
-from bench_suite.tasks import Task
-from bench_suite.trainers.common import (
-    CellContext,
-    TrainedNetwork,
-    TrainingPatches,
-    convert,
-    task_loss,
-    train_epochs,
-)
+from bench_suite.core.contracts import CellContext
+from bench_suite.core.tasks import Task
+from bench_suite.snn.network import SpikingNetwork, TrainedNetwork
+from bench_suite.snn.training import TrainingPatches, convert, task_loss, train_epochs
 
 
 def asf_step(

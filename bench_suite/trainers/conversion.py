@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, convert
+from bench_suite.core.contracts import CellContext
+from bench_suite.snn.network import TrainedNetwork
+from bench_suite.snn.training import TrainingPatches, convert
 
 
 class ConversionTrainer:

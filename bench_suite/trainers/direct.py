@@ -14,9 +14,11 @@ import dataclasses
 
 import torch
 
-from bench_suite.convert import analyse, build_spiking_network
-from bench_suite.tasks import Task
-from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, task_loss, train_epochs
+from bench_suite.core.contracts import CellContext
+from bench_suite.core.tasks import Task
+from bench_suite.snn.convert import analyse, build_spiking_network
+from bench_suite.snn.network import TrainedNetwork
+from bench_suite.snn.training import TrainingPatches, task_loss, train_epochs
 
 
 def bptt_step(network, x: torch.Tensor, target: torch.Tensor, time_steps: int, task: Task,

@@ -22,12 +22,15 @@ from typing import Literal
 
 import torch
 
-from bench_suite.convert import analyse, build_spiking_network
-from bench_suite.encoders import make_encoder
-from bench_suite.errors import BenchSuiteError
-from bench_suite.neurons.surrogates import make_surrogate
-from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing, samples_within_budget
-from bench_suite.trainers.common import CellContext, TrainedNetwork, TrainingPatches, train_epochs
+from bench_suite.core.contracts import CellContext
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.surrogates import make_surrogate
+from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing
+from bench_suite.snn.calibration import samples_within_budget
+from bench_suite.snn.convert import analyse, build_spiking_network
+from bench_suite.snn.encoders import make_encoder
+from bench_suite.snn.network import TrainedNetwork
+from bench_suite.snn.training import TrainingPatches, train_epochs
 from bench_suite.trainers.direct import bptt_step
 
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.params import build_params
 from bench_suite.datasets.bsd import BSD68, CBSD68, ColorDenoisingParams, GrayDenoisingParams, Set12
-from bench_suite.datasets.checks import check
-from bench_suite.errors import BenchSuiteError
-from bench_suite.params import build_params
+from bench_suite.experiment.data import check
 
 
 def _write(folder, names, shape, seed=0, fmt="png"):

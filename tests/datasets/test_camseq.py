@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.params import build_params
 from bench_suite.datasets.camseq import CamSeq01, CamSeqParams, colors_to_ids, read_label_colors
-from bench_suite.datasets.checks import check
-from bench_suite.errors import BenchSuiteError
-from bench_suite.params import build_params
+from bench_suite.experiment.data import check
 
 H, W = 64, 96  # frames; resized to 32×48 by the tests' Params
 N_FRAMES, N_CLASSES = 6, 32

@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench_suite.datasets.checks import CheckReport, check, first_problem, info, read_image
-from bench_suite.errors import BenchSuiteError
-from bench_suite.registry import get_registry
-from bench_suite.tasks import DatasetBundle, Sample, Task
+from bench_suite.core.checks import CheckReport
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.registry import get_registry
+from bench_suite.core.tasks import DatasetBundle, Sample, Task
+from bench_suite.datasets.files import first_problem, read_image
+from bench_suite.experiment.data import check, info
 
 OURS = ("drive", "em", "camseq01", "bsd68", "cbsd68", "set12", "hippocampus", "adni")
 

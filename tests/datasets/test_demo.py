@@ -3,6 +3,8 @@ import inspect
 import numpy as np
 import pytest
 
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.tasks import add_test_noise, sample_patches
 from bench_suite.datasets.demo import (
     COLOR_TEST,
     COLOR_TRAIN,
@@ -12,9 +14,7 @@ from bench_suite.datasets.demo import (
     VesselParams,
     generate_fundus,
 )
-from bench_suite.errors import BenchSuiteError
 from bench_suite.metrics.segmentation import binary_segmentation_metrics
-from bench_suite.tasks import add_test_noise, sample_patches
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench_suite.datasets.checks import check, info
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.params import build_params
 from bench_suite.datasets.drive import Drive, DriveParams
 from bench_suite.datasets.drive_layout import write_drive_layout
-from bench_suite.errors import BenchSuiteError
-from bench_suite.params import build_params
+from bench_suite.experiment.data import check, info
 
 SIDE = 64
 

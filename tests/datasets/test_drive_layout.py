@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench_suite.core.errors import BenchSuiteError
 from bench_suite.datasets.drive_layout import CLAHE_CLIP_LIMIT, read_drive_layout, write_drive_layout
-from bench_suite.errors import BenchSuiteError
 
 H, W = 40, 36
 

@@ -3,10 +3,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from bench_suite.datasets.checks import check
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.params import build_params
 from bench_suite.datasets.em import ISBI2012EM, EMParams
-from bench_suite.errors import BenchSuiteError
-from bench_suite.params import build_params
+from bench_suite.experiment.data import check
 
 N, SIDE = 8, 64
 

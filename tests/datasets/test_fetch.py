@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench_suite.datasets.checks import fetch
+from bench_suite.core.errors import BenchSuiteError
 from bench_suite.datasets.drive import Drive
-from bench_suite.errors import BenchSuiteError
+from bench_suite.experiment.data import fetch
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()  # incompressible
 

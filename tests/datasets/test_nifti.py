@@ -4,7 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bench_suite.datasets.checks import check
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.params import build_params
 from bench_suite.datasets.nifti import (
     ADNI,
     ADNIParams,
@@ -13,8 +14,7 @@ from bench_suite.datasets.nifti import (
     VolumeSample,
     box_slices,
 )
-from bench_suite.errors import BenchSuiteError
-from bench_suite.params import build_params
+from bench_suite.experiment.data import check
 
 BOX = (32, 40, 32)  # the volumes below are 30–36 × 36–44 × 28–34: some axes cropped, some padded
 SMALL = HippocampusParams(box=BOX)

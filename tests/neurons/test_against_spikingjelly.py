@@ -4,10 +4,11 @@ import torch
 from spikingjelly.activation_based import functional
 from spikingjelly.activation_based import neuron as sj_neuron
 
-from bench_suite.convert import analyse, build_spiking_network, replace_neurons
 from bench_suite.models.unet import UNet
 from bench_suite.neurons.integrate_fire import IFNeuron
 from bench_suite.norms.scaling import ConnectionWiseNorm
+from bench_suite.snn.convert import analyse, build_spiking_network
+from bench_suite.snn.network import replace_neurons
 
 
 def test_if_network_matches_spikingjelly_ifnode_loop():

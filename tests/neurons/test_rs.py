@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from bench_suite.convert import analyse, build_spiking_network
 from bench_suite.models.unet import UNet
 from bench_suite.neurons.real_spike import RSNeuron
 from bench_suite.norms.scaling import ConnectionWiseNorm
+from bench_suite.snn.convert import analyse, build_spiking_network
 
 
 def test_real_spike_dynamics_scale_output_not_reset():

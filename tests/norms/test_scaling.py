@@ -2,16 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench_suite.convert import activation_scale, analyse, build_spiking_network
 from bench_suite.neurons.integrate_fire import IFNeuron
-from bench_suite.norms.scaling import (
-    CalibrationCache,
-    ConnectionWiseNorm,
-    CWParams,
-    LayerWiseNorm,
-    NoNorm,
-    PercentileParams,
-)
+from bench_suite.norms.scaling import ConnectionWiseNorm, CWParams, LayerWiseNorm, NoNorm, PercentileParams
+from bench_suite.snn.calibration import CalibrationCache
+from bench_suite.snn.convert import activation_scale, analyse, build_spiking_network
 
 
 class TinyConcatNet(nn.Module):

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench_suite.convert import analyse, build_spiking_network
-from bench_suite.errors import BenchSuiteError
+from bench_suite.core.errors import BenchSuiteError
 from bench_suite.neurons.integrate_fire import IFNeuron
 from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing
+from bench_suite.snn.convert import analyse, build_spiking_network
 
 
 def tiny():
@@ -54,7 +54,7 @@ def test_needs_a_neuron():
 
 
 def test_time_folded_pass_takes_fewer_samples_when_they_would_not_fit():
-    from bench_suite.norms.threshold_balance import FOLDED_ELEMENTS, samples_within_budget
+    from bench_suite.snn.calibration import FOLDED_ELEMENTS, samples_within_budget
 
     assert samples_within_budget(4, 200, 48 * 48) == 4  # 2-D patches: all four fit
     assert samples_within_budget(4, 200, 40 * 56 * 40) == 1  # a 3-D volume at 200 steps: one
@@ -76,7 +76,7 @@ def test_percentile_thresholds_by_hand():
 
 
 def test_percentile_of_a_large_input_uses_an_even_subsample():
-    from bench_suite.norms.threshold_balance import PERCENTILE_ELEMENTS, input_level
+    from bench_suite.snn.calibration import PERCENTILE_ELEMENTS, input_level
 
     values = torch.arange(3 * PERCENTILE_ELEMENTS, dtype=torch.float32) / (3 * PERCENTILE_ELEMENTS)
     assert input_level(values, 100.0) == float(values.max())

@@ -1,10 +1,10 @@
 import torch
 from torch import nn
 
-from bench_suite.convert import analyse, build_spiking_network
 from bench_suite.neurons.integrate_fire import IFNeuron
 from bench_suite.neurons.multi_threshold import MTNeuron
 from bench_suite.norms.scaling import NoNorm
+from bench_suite.snn.convert import analyse, build_spiking_network
 
 
 def tiny_network(neuron_cls):

@@ -1,12 +1,12 @@
 import torch
 from torch import nn
 
-from bench_suite.convert import analyse, build_spiking_network
+from bench_suite.core.tasks import Task
 from bench_suite.neurons.integrate_fire import IFNeuron
 from bench_suite.neurons.multi_level import MLNeuron
 from bench_suite.neurons.multi_threshold import MTNeuron
 from bench_suite.neurons.real_spike import RSNeuron
-from bench_suite.tasks import Task
+from bench_suite.snn.convert import analyse, build_spiking_network
 from bench_suite.trainers.direct import bptt_step
 
 

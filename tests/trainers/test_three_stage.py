@@ -5,8 +5,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench_suite.cli import app
-from bench_suite.encoders import make_encoder
+from bench_suite.cli.app import app
+from bench_suite.snn.encoders import make_encoder
 from bench_suite.trainers.three_stage import RescaledCoding
 
 
@@ -55,8 +55,8 @@ def test_three_stage_on_real_hippocampus_with_two_folds(shared_data, tmp_path):
 
 
 def test_one_logit_head_is_scored_through_a_sigmoid():
-    from bench_suite.evaluate import sample_metrics
-    from bench_suite.tasks import DatasetBundle, Sample, Task
+    from bench_suite.core.tasks import DatasetBundle, Sample, Task
+    from bench_suite.experiment.evaluation import sample_metrics
 
     target = torch.zeros(8, 8, dtype=torch.int64)
     target[2:6, 2:6] = 1
@@ -73,7 +73,7 @@ def test_one_logit_head_is_scored_through_a_sigmoid():
 def test_conversion_balances_over_the_cells_time_steps_by_default(tmp_path):
     import json
 
-    from bench_suite.store import ResultStore
+    from bench_suite.results.store import ResultStore
     from bench_suite.trainers.three_stage import ThreeStageParams
 
     args = ["run", "--plugin", "trainer=three-stage(epochs=1)", "--plugin", "neuron=if",

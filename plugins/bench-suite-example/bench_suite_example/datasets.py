@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_suite.tasks import DatasetBundle, Sample, Task
+from bench_suite.core.tasks import DatasetBundle, Sample, Task
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from bench_suite.neurons.base import SpikingNeuron, SurrogateParams
+from bench_suite.core.neuron import SpikingNeuron, SurrogateParams
 
 
 @dataclasses.dataclass(frozen=True)

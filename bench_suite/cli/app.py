@@ -1,0 +1,505 @@
+"""The command line: options → RunSpec → runner; errors → one sentence and a non-zero exit.
+
+Heavy modules (torch and everything built on it) are imported inside the commands, so ``--help`` is
+instant. This is the only module that knows about the terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from bench_suite.core.errors import BenchSuiteError
+
+app = typer.Typer(
+    name="bench-suite", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Benchmark spiking U-Nets: neurons × normalizations × training methods × datasets.",
+)
+# not a terminal (a pipe, CI, a file): wide enough that tables do not fold
+console = Console(width=None if sys.stdout.isatty() else 160)
+error_console = Console(stderr=True)
+
+KIND_ALIASES = {
+    "neuron": "neuron", "neurons": "neuron", "norm": "norm", "norms": "norm", "trainer": "trainer",
+    "trainers": "trainer", "dataset": "dataset", "datasets": "dataset", "model": "model", "models": "model",
+}
+DEFAULT_RESULTS = Path(os.environ.get("BENCH_SUITE_RESULTS", "results"))
+DEMO = {
+    "dataset": ["demo-vessels"], "trainer": ["ann", "conv", "asf"], "neuron": ["if", "mt"],
+    "norm": ["cw"], "model": ["unet2d"],
+}
+
+
+def fail(message: str, code: int = 2) -> None:
+    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def guarded(command):
+    """Map every error to one sentence and an exit code; ``--debug`` keeps the traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except BenchSuiteError as exc:
+            if debug:
+                traceback.print_exc()
+            fail(str(exc))
+        except KeyboardInterrupt:
+            error_console.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the last line of defence: never a raw traceback without --debug
+            if debug:
+                traceback.print_exc()
+            fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)", 1)
+
+    return wrapper
+
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+ResultsOption = Annotated[
+    Path, typer.Option("--results", help="Results folder (SQLite store, checkpoints, reports).")
+]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        if "," in text:
+            seeds = tuple(int(s) for s in text.split(",") if s.strip())
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = tuple(range(count))
+    except ValueError:
+        raise BenchSuiteError(
+            f"--seeds '{text}' is neither a count (e.g. 3 → seeds 0,1,2) nor a list of seeds (e.g. 0,7)"
+        ) from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise BenchSuiteError(f"--seeds '{text}': seeds must be distinct non-negative integers")
+    return seeds
+
+
+def parse_time_steps(values: list[str]) -> tuple[int, ...]:
+    steps: list[int] = []
+    for value in values:
+        for item in value.split(","):
+            try:
+                step = int(item)
+            except ValueError:
+                raise BenchSuiteError(f"-T '{item}' is not a whole number of time steps, e.g. -T 10") from None
+            if step < 1:
+                raise BenchSuiteError(f"-T {step}: the number of time steps must be at least 1")
+            if step not in steps:
+                steps.append(step)
+    return tuple(steps)
+
+
+def expand_folds(choices: list, folds: int) -> list:
+    """Each dataset with a ``fold`` parameter becomes ``folds`` choices, fold 0 … folds−1."""
+    import dataclasses as dc
+
+    from bench_suite.core.params import PluginChoice
+    from bench_suite.core.registry import get_registry
+
+    if folds < 2:
+        raise BenchSuiteError(f"--folds {folds}: give at least 2 folds")
+    expanded = []
+    for choice in choices:
+        params_cls = get_registry().get("dataset", choice.name).params_cls
+        if params_cls is None or "fold" not in {f.name for f in dc.fields(params_cls)}:
+            raise BenchSuiteError(f"--folds: dataset '{choice.name}' has no cross-validation folds; drop --folds")
+        kept = tuple(p for p in choice.params if p[0] not in ("fold", "folds"))
+        expanded += [PluginChoice("dataset", choice.name, (*kept, ("folds", str(folds)), ("fold", str(i))))
+                     for i in range(folds)]
+    return expanded
+
+
+def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root, folds=None):
+    from bench_suite.core.params import PluginChoice, parse_plugin_option
+    from bench_suite.core.registry import KINDS
+    from bench_suite.experiment.spec import DEFAULTS, RunSpec
+
+    demo = not (plugins or datasets or time_steps or seeds or profile or sets or folds)
+    chosen: dict[str, list[PluginChoice]] = {kind: [] for kind in KINDS}
+    for text in plugins:
+        choice = parse_plugin_option(text)
+        if choice.kind not in chosen:
+            raise BenchSuiteError(
+                f"--plugin '{text}': unknown kind '{choice.kind}'; kinds: {', '.join(KINDS)}"
+            )
+        if choice not in chosen[choice.kind]:
+            chosen[choice.kind].append(choice)
+    for text in datasets:
+        choice = parse_plugin_option(f"dataset={text}")
+        if choice not in chosen["dataset"]:
+            chosen["dataset"].append(choice)
+    if not chosen["model"] and chosen["dataset"]:
+        # no model given: the U-Net of the datasets' dimensionality (3-D for volumes)
+        from bench_suite.core.registry import get_registry
+
+        dims = {getattr(get_registry().get("dataset", c.name).obj, "spatial_dims", 2) for c in chosen["dataset"]}
+        if dims == {3}:
+            chosen["model"] = [PluginChoice("model", "unet3d")]
+    for kind in KINDS:
+        if not chosen[kind]:
+            names = DEMO[kind] if demo else ([DEFAULTS[kind]] if kind in DEFAULTS else None)
+            if kind == "trainer" and not demo:
+                names = DEMO["trainer"]
+            if kind == "dataset" and not demo:
+                names = DEMO["dataset"]
+            chosen[kind] = [PluginChoice(kind, name) for name in names]
+    if folds is not None:
+        chosen["dataset"] = expand_folds(chosen["dataset"], folds)
+    overrides = {}
+    for item in sets:
+        if "=" not in item:
+            raise BenchSuiteError(f"--set '{item}' is not KEY=VALUE, e.g. --set ann_epochs=5")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    spec = RunSpec(
+        choices={k: tuple(v) for k, v in chosen.items()},
+        time_steps=parse_time_steps(time_steps) if time_steps else (10,),
+        seeds=parse_seeds(seeds) if seeds else (0,),
+        profile=profile or "quick",
+        overrides=overrides,
+        data_root=str(data_root) if data_root else None,
+    )
+    return spec, demo
+
+
+@app.command()
+@guarded
+def run(
+    plugin: Annotated[list[str], typer.Option(
+        "--plugin", "-p", help="KIND=NAME or KIND=NAME(key=value, ...); repeat to form a grid.")] = [],
+    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Dataset name; repeatable.")] = [],
+    time_steps: Annotated[list[str], typer.Option("-T", "--time-steps", help="Time steps; repeatable.")] = [],
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="A count (3 → 0,1,2) or a list (0,7).")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="smoke | quick | paper.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a profile setting, e.g. ann_epochs=5.")] = [],
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Where datasets are looked for.")] = None,
+    suite: Annotated[Optional[str], typer.Option(
+        "--suite", help="Run a named experiment (a paper table); see `bench-suite list suites`.")] = None,
+    grid: Annotated[list[str], typer.Option(
+        "--grid", help="With --suite: run only this grid block of it (e.g. the dataset you have); repeatable.")] = [],
+    folds: Annotated[Optional[int], typer.Option(
+        "--folds", help="Cross-validate: run every fold of datasets that have folds (e.g. hippocampus).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Finish an interrupted run.")] = None,
+    results: ResultsOption = DEFAULT_RESULTS,
+    debug: DebugOption = False,
+) -> None:
+    """Run a benchmark grid (with no option: the embedded demo)."""
+    from bench_suite.cli.terminal import RichProgress
+    from bench_suite.experiment.runner import Runner
+    from bench_suite.experiment.spec import RunSpec
+    from bench_suite.results.frames import failed_cells, summary_table, tidy_frame
+    from bench_suite.results.render import render_markdown
+    from bench_suite.results.store import ResultStore
+
+    with ResultStore(results) as store, RichProgress(console) as progress:
+        def on_cell_done(outcome):
+            if outcome.status == "failed":
+                progress.console.print(f"[red]cell failed:[/] {outcome.message}", highlight=False)
+            elif outcome.status == "done":
+                progress.console.print(f"done: {outcome.cell.title()} ({outcome.seconds:.1f} s)", highlight=False)
+
+        runner = Runner(results, data_root=data_root, progress=progress, on_cell_done=on_cell_done)
+        suite_obj = None
+        if resume:
+            if plugin or dataset or time_steps or seeds or profile or set_ or folds or suite or grid:
+                raise BenchSuiteError("--resume takes the run's stored options; give no other grid option with it")
+            record = store.get_run(resume)
+            if "suite" in record["spec"]:
+                from bench_suite.experiment.suite import Suite
+
+                suite_obj, cells, spec = Suite.plan_stored(record["spec"], runner.registry)
+            else:
+                spec = RunSpec.from_dict(record["spec"])
+                cells = runner.plan(spec)
+            run_id = resume
+        elif suite:
+            from bench_suite.experiment.runner import versions
+            from bench_suite.experiment.suite import load_suite
+
+            if plugin or dataset or time_steps or set_ or folds:
+                raise BenchSuiteError(
+                    "--suite fixes the grid; give only --profile, --seeds, --grid and --data-root with it")
+            suite_obj = load_suite(suite).only_grids(grid)
+            seed_list = parse_seeds(seeds) if seeds else None
+            cells, spec = suite_obj.plan(profile or "quick", runner.registry, data_root, seed_list)
+            run_id = store.create_run(suite_obj.spec_dict(profile or "quick", data_root, seed_list), versions())
+        else:
+            if grid:
+                raise BenchSuiteError("--grid picks grid blocks of a suite; use it with --suite NAME")
+            spec, demo = build_spec(plugin, dataset, time_steps, seeds, profile, set_, data_root, folds)
+            if demo:
+                console.print("no options given: running the embedded demo (demo-vessels, IF and MT, "
+                              "ANN / conversion / ASF fine-tuning, T=10, quick profile)")
+            run_id, cells = runner.start(spec, store)
+        console.print(f"run id: {run_id}", highlight=False)
+        console.print(f"results: {store.path}", highlight=False)
+        console.print(f"{len(cells)} cells", highlight=False)
+        try:
+            outcomes = runner.execute(run_id, cells, spec, store)
+        except KeyboardInterrupt:
+            store.set_run_status(run_id, "interrupted")
+            progress.stop()
+            fail(f"interrupted; finished cells are stored: resume with bench-suite run --resume {run_id}"
+                 + (f" --results {results}" if results != DEFAULT_RESULTS else ""), 130)
+        progress.stop()
+        if any(o.status in ("done", "skipped") for o in outcomes):
+            # plain stdout: Rich would wrap the table at the terminal width, and it must stay pasteable
+            if suite_obj is not None:
+                from bench_suite.results.tables import render_suite_markdown, suite_frames, suite_table
+
+                typer.echo(render_suite_markdown(suite_table(suite_obj, *suite_frames(store, run_id))))
+                written = write_suite_outputs(store, run_id, suite_obj, results)
+                console.print(f"tables and figures: {written}", highlight=False)
+            else:
+                typer.echo(render_markdown(summary_table(tidy_frame(store, run_id)), failed_cells(store, run_id)))
+    console.print(f"report: bench-suite report {run_id} --format csv|latex|markdown", highlight=False)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        fail(f"{len(failed)} of {len(outcomes)} cells failed (first: {failed[0].message}); "
+             f"fix the cause, then finish the run with bench-suite run --resume {run_id}", 1)
+
+
+@app.command("list")
+@guarded
+def list_plugins(
+    kind: Annotated[Optional[str], typer.Argument(
+        help="neurons | norms | trainers | datasets | models | suites")] = None,
+    pattern: Annotated[str, typer.Option("--filter", help="Wildcard on names, e.g. 'demo-*'.")] = "*",
+    debug: DebugOption = False,
+) -> None:
+    """List registered plugins with their providing package (and broken ones with their error)."""
+    from rich.table import Table
+
+    from bench_suite.core.errors import unknown_name_message
+    from bench_suite.core.params import describe_params
+    from bench_suite.core.registry import get_registry
+
+    if kind == "suites":
+        from bench_suite.experiment.suite import list_suites
+
+        table = Table()
+        for column in ("name", "reproduces", "package", "description"):
+            table.add_column(column, overflow="fold")
+        for info in list_suites():
+            description = f"[red]BROKEN: {info.error}[/]" if info.error else info.description
+            table.add_row(info.name, str(info.reproduces or ""), info.distribution, description)
+        console.print(table)
+        return
+    wanted = None
+    if kind is not None:
+        if kind not in KIND_ALIASES:
+            raise BenchSuiteError(unknown_name_message("kind", kind, sorted(set(KIND_ALIASES) - set(
+                k for k in KIND_ALIASES if not k.endswith("s")))))
+        wanted = KIND_ALIASES[kind]
+    registry = get_registry()
+    table = Table(show_lines=False)
+    for column in ("name", "kind", "package", "description", "parameters"):
+        table.add_column(column, overflow="fold")
+    for info in registry.list(wanted, pattern):
+        table.add_row(info.name, info.kind, f"{info.distribution} {info.version}".strip(),
+                      info.description, describe_params(info.params_cls))
+    for broken in registry.broken:
+        if wanted in (None, broken.kind):
+            table.add_row(broken.name, broken.kind, broken.distribution, f"[red]BROKEN: {broken.error}[/]", "")
+    console.print(table)
+
+
+@app.command()
+@guarded
+def report(
+    run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: the latest run).")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="csv | latex | markdown")] = "markdown",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file.")] = None,
+    per_sample: Annotated[bool, typer.Option("--per-sample", help="One row per test sample.")] = False,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="Compare every method with this one, e.g. neuron=mt or trainer=ann.")] = None,
+    stats: Annotated[str, typer.Option(
+        "--stats", help="paired (Shapiro on differences → t / Wilcoxon) or paper (unpaired, one-sided).")] = "paired",
+    results: ResultsOption = DEFAULT_RESULTS,
+    debug: DebugOption = False,
+) -> None:
+    """Print or write a run's table from the results store."""
+    from bench_suite.results.render import write_report
+    from bench_suite.results.store import ResultStore
+
+    if format not in ("csv", "latex", "markdown"):
+        raise BenchSuiteError(f"--format '{format}' is not one of csv, latex, markdown")
+    if not (results / "bench-suite.sqlite").exists():
+        raise BenchSuiteError(
+            f"no results store in '{results}'; run a benchmark first or point --results at its folder"
+        )
+    if stats not in ("paired", "paper"):
+        raise BenchSuiteError(f"--stats '{stats}' is not one of paired, paper")
+    with ResultStore(results) as store:
+        if run_id is None:
+            run_id = store.latest_run_id()
+            if run_id is None:
+                raise BenchSuiteError(f"the results store in '{results}' has no runs yet; run a benchmark first")
+        spec = store.get_run(run_id)["spec"]
+        if baseline:
+            text = baseline_report(store, run_id, baseline, stats, format)
+        elif "suite" in spec and not per_sample:
+            text = suite_report(store, run_id, spec, stats, format)
+        else:
+            text = write_report(store, run_id, format, None, per_sample=per_sample)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        console.print(f"wrote {out}", highlight=False)
+
+
+def suite_report(store, run_id: str, spec: dict, stats: str, fmt: str) -> str:
+    from bench_suite.experiment.suite import Suite
+    from bench_suite.results.tables import (
+        render_suite_csv,
+        render_suite_latex,
+        render_suite_markdown,
+        suite_frames,
+        suite_table,
+    )
+
+    table = suite_table(Suite.from_stored(spec), *suite_frames(store, run_id), stats=stats)
+    return {"csv": render_suite_csv, "latex": render_suite_latex, "markdown": render_suite_markdown}[fmt](table)
+
+
+def baseline_report(store, run_id: str, baseline: str, stats: str, fmt: str) -> str:
+    from bench_suite.results.frames import tidy_frame
+    from bench_suite.results.tables import baseline_comparisons
+
+    frame = baseline_comparisons(tidy_frame(store, run_id, per_sample=True), baseline, stats)
+    if fmt == "csv":
+        return frame.to_csv(index=False, na_rep="NaN", lineterminator="\n")
+    if fmt == "latex":
+        return frame.to_latex(index=False, float_format="%.4g")
+    def text(value) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(text(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_suite_outputs(store, run_id: str, suite, results: Path) -> Path:
+    """CSV, LaTeX and Markdown of the suite's table plus its figures, in results/<run id>/."""
+    from bench_suite.results import figures
+    from bench_suite.results.tables import (
+        render_suite_csv,
+        render_suite_latex,
+        render_suite_markdown,
+        suite_frames,
+        suite_table,
+    )
+
+    folder = results / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    tidy, per_sample = suite_frames(store, run_id)
+    table = suite_table(suite, tidy, per_sample)
+    (folder / "table.csv").write_text(render_suite_csv(table))
+    (folder / "table.tex").write_text(render_suite_latex(table))
+    (folder / "table.md").write_text(render_suite_markdown(table))
+    for metric in sorted(set(tidy["metric"]) & {"f1", "psnr", "miou", "dice"}):
+        if tidy["T"].nunique() > 1:
+            figures.metric_vs_T(tidy, metric, folder)
+    layer_stats = store.layer_stats_frame(run_id)
+    if not layer_stats.empty:
+        figures.firing_rate_per_layer(layer_stats, folder)
+    curves = store.curves_frame(run_id)
+    if not curves.empty:
+        figures.convergence(curves, folder)
+    for path in folder.iterdir():
+        store.add_artifact(run_id, None, path.suffix.lstrip("."), path)
+    return folder
+
+
+data_app = typer.Typer(help="Where a dataset is looked for, whether it is valid, and how to get it.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+DataRootOption = Annotated[
+    Optional[Path], typer.Option("--data-root", help="Data root (default: $BENCH_SUITE_DATA, then ./datasets).")
+]
+
+
+def _dataset(name: str):
+    from bench_suite.core.params import parse_plugin_option
+    from bench_suite.core.registry import get_registry
+    from bench_suite.experiment.spec import resolve
+
+    resolved = resolve(get_registry(), parse_plugin_option(f"dataset={name}"))
+    return get_registry().get("dataset", resolved.name).obj(resolved.params)
+
+
+def _data_root(data_root: Path | None) -> Path:
+    from bench_suite.experiment.runner import default_data_root
+
+    return data_root or default_data_root()
+
+
+@data_app.command("info")
+@guarded
+def data_info(name: str, data_root: DataRootOption = None, debug: DebugOption = False) -> None:
+    """Say where NAME is looked for and what was found there."""
+    from bench_suite.experiment.data import info
+
+    for line in info(name, _dataset(name), _data_root(data_root)):
+        typer.echo(line)
+
+
+@data_app.command("check")
+@guarded
+def data_check(name: str, data_root: DataRootOption = None, debug: DebugOption = False) -> None:
+    """Read and validate every file of NAME: counts, shapes, label values and every problem."""
+    from bench_suite.experiment.data import check
+
+    report = check(name, _dataset(name), _data_root(data_root))
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        fail(f"{name}: {len(report.problems)} problem(s) found (listed above); fix them and check again", 1)
+
+
+@data_app.command("fetch")
+@guarded
+def data_fetch(
+    name: str, data_root: DataRootOption = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="A mirror of the declared download.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Download NAME where it is publicly downloadable (checksummed, resumable)."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from bench_suite.experiment.data import fetch
+
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console) as progress:
+        task = progress.add_task(f"fetch {name}", total=None)
+        folder = fetch(name, _dataset(name), _data_root(data_root), url=url,
+                       progress=lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"{name} is in {folder}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Run a trained network on the test samples: per-sample metrics and per-layer spike statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from bench_suite.core.errors import PluginContractError
+from bench_suite.core.tasks import DatasetBundle, Sample, add_test_noise
+from bench_suite.snn.network import TrainedNetwork
+from bench_suite.snn.training import check_output
+
+
+@dataclasses.dataclass
+class Evaluation:
+    sample_metrics: list[tuple[str, str, float]]
+    layer_stats: list[dict]
+    predictions: dict[str, np.ndarray]  # sample id → prediction (class map or denoised image)
+
+
+def network_input(sample: Sample, bundle: DatasetBundle) -> np.ndarray:
+    if bundle.task.kind == "denoising":
+        return add_test_noise(sample, bundle.task.noise_sigma)
+    return sample.image
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Reflect-pad every spatial side of ``[N, C, *spatial]`` up to a multiple of ``multiple``.
+
+    Each level of the U-Net halves the sides; returns the padded tensor and the original sides.
+    """
+    sides = tuple(x.shape[2:])
+    pads = [(-side) % multiple for side in sides]
+    if any(pads):
+        mode = "reflect" if all(p < s for p, s in zip(pads, sides, strict=True)) else "replicate"
+        x = F.pad(x, [amount for pad in reversed(pads) for amount in (0, pad)], mode=mode)
+    return x, sides
+
+
+def sample_metrics(
+    bundle: DatasetBundle, sample: Sample, output: torch.Tensor, noisy: np.ndarray,
+    decision_threshold: float | None = None,
+):
+    """Metrics of one sample from the network's raw output ``[K, *spatial]``; returns (metrics, prediction)."""
+    from bench_suite.metrics.denoising import denoising_metrics
+    from bench_suite.metrics.segmentation import binary_segmentation_metrics, multiclass_iou
+    from bench_suite.metrics.volume import mean_over_classes, volume_metrics
+
+    task = bundle.task
+    if task.kind == "segmentation":
+        if task.n_classes == 2 and output.shape[0] == 1:  # one foreground logit (binary losses)
+            threshold = 0.5 if decision_threshold is None else decision_threshold
+            prediction = (torch.sigmoid(output[0]) > threshold).long().numpy()
+        elif decision_threshold is not None and task.n_classes == 2:
+            prediction = (torch.softmax(output, 0)[1] > decision_threshold).long().numpy()
+        else:
+            prediction = output.argmax(0).numpy()
+        if task.spatial_dims == 3:
+            spacing = getattr(sample, "spacing", (1.0, 1.0, 1.0))
+            if task.n_classes == 2:
+                metrics = volume_metrics(prediction, sample.target, spacing)
+            else:
+                metrics = mean_over_classes(prediction, sample.target, spacing, range(1, task.n_classes))
+        elif task.n_classes == 2:
+            metrics = binary_segmentation_metrics(prediction, sample.target, sample.fov)
+        else:
+            metrics = multiclass_iou(prediction, sample.target, task.n_classes)
+        return metrics, prediction.astype(np.uint8)
+    denoised = np.clip(noisy - output.numpy(), 0.0, 1.0)
+    return denoising_metrics(sample.image, denoised), denoised
+
+
+def evaluate(
+    trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress=None,
+    who: str = "network",
+) -> Evaluation:
+    """Predict every test sample (grouped by shape into batches), score it, gather spike statistics.
+
+    Networks of the trainer's intermediate stages (``trained.stages``) are scored too, their metrics
+    named ``stage/metric`` (e.g. ``converted/dice``).
+    """
+    result = _evaluate_one(trained, bundle, multiple, batch_size, progress, who)
+    for stage, network in trained.stages.items():
+        extra = _evaluate_one(network, bundle, multiple, batch_size, None, f"{who} ({stage})")
+        result.sample_metrics.extend((s, f"{stage}/{m}", v) for s, m, v in extra.sample_metrics)
+    return result
+
+
+def _evaluate_one(
+    trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress, who: str
+) -> Evaluation:
+    groups: dict[tuple[int, ...], list[Sample]] = defaultdict(list)
+    for sample in bundle.test:
+        groups[sample.image.shape].append(sample)
+    advance = progress.stage("evaluate", len(bundle.test)) if progress else (lambda n=1: None)
+    rows: list[tuple[str, str, float]] = []
+    predictions: dict[str, np.ndarray] = {}
+    totals: dict[str, dict] = {}
+    with torch.inference_mode():
+        for samples in groups.values():
+            for start in range(0, len(samples), batch_size):
+                chunk = samples[start : start + batch_size]
+                inputs = [network_input(s, bundle) for s in chunk]
+                x, sides = pad_to_multiple(torch.from_numpy(np.stack(inputs)).float(), multiple)
+                output = trained(x, record="stats")
+                check_output(output, x, bundle.task, who)
+                output = output[(..., *(slice(0, side) for side in sides))]
+                for sample, noisy, out in zip(chunk, inputs, output, strict=True):
+                    metrics, prediction = sample_metrics(bundle, sample, out, noisy, trained.decision_threshold)
+                    rows.extend((sample.id, name, float(value)) for name, value in metrics.items())
+                    predictions[sample.id] = prediction
+                if trained.spiking is not None:
+                    accumulate_layer_stats(trained, len(chunk), totals)
+                advance(len(chunk))
+    if not rows:
+        raise PluginContractError(f"{who} produced no metrics: the dataset has no test samples")
+    return Evaluation(rows, list(totals.values()), predictions)
+
+
+def accumulate_layer_stats(trained: TrainedNetwork, batch: int, totals: dict[str, dict]) -> None:
+    for name, neuron in trained.spiking.neurons():
+        neurons_per_sample = int(neuron.v.numel() // batch) if torch.is_tensor(neuron.v) else 0
+        entry = totals.setdefault(name, {
+            "layer": name, "kind": type(neuron).__name__, "neurons": neurons_per_sample,
+            "time_steps": trained.time_steps, "events": 0.0, "spikes": 0.0, "samples": 0,
+            "synops": float("nan"),
+        })
+        entry["events"] += float(neuron.events)
+        entry["spikes"] += float(neuron.spikes)
+        entry["samples"] += batch
+        total = entry["neurons"] * entry["time_steps"] * entry["samples"]
+        entry["firing_rate"] = entry["spikes"] / total if total else float("nan")

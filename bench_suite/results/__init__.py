@@ -1,0 +1,1 @@
+"""Where results live and how they are shown: the store, frames, statistics, tables, figures."""

@@ -1,0 +1,57 @@
+"""Suites through the CLI: listed, run at the smoke profile, tables (CSV, LaTeX, Markdown) and figures."""
+
+import io
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bench_suite.cli.app import app
+
+SPEC_SUITES = ["spiking-unet/table1", "spiking-unet/table2", "spiking-unet/table3", "spiking-unet/table4",
+               "spiking-unet/table5", "spiking-unet/table6", "spiking-unet/table7", "three-stage/table1",
+               "three-stage/table2", "three-stage/table3", "three-stage/table5", "three-stage/fig6a"]
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_list_suites_lists_every_spec_suite():
+    output = invoke("list", "suites")
+    for name in SPEC_SUITES:
+        assert name in output
+
+
+@pytest.mark.parametrize("name", ["spiking-unet/table2", "spiking-unet/table7", "spiking-unet/table5",
+                                  "spiking-unet/table6"])
+def test_suite_runs_at_smoke_and_writes_tables_and_figures(name, tmp_path):
+    results = tmp_path / "results"
+    output = invoke("run", "--suite", name, "--profile", "smoke", "--results", str(results),
+                    "--data-root", str(tmp_path / "data"))
+    run_id = next(line for line in output.splitlines() if line.startswith("run id: ")).split(": ")[1]
+    folder = results / run_id
+    for file in ("table.csv", "table.tex", "table.md"):
+        assert (folder / file).stat().st_size > 0
+    assert list(folder.glob("*.png")) and list(folder.glob("*.pdf"))
+    assert "\\toprule" in (folder / "table.tex").read_text()
+    assert "paper" in (folder / "table.md").read_text()
+    latex = invoke("report", run_id, "--format", "latex", "--results", str(results))
+    assert "\\bottomrule" in latex
+    csv = pd.read_csv(io.StringIO(invoke("report", run_id, "--format", "csv", "--results", str(results))))
+    assert not csv.empty
+    if name == "spiking-unet/table6":
+        text = (folder / "table.md").read_text().lower()
+        assert "energy" in text and ("sop" in text or "synop" in text)
+
+
+def test_baseline_report_names_the_test(tmp_path):
+    results = tmp_path / "results"
+    invoke("run", "--suite", "spiking-unet/table7", "--profile", "smoke", "--results", str(results),
+           "--data-root", str(tmp_path / "data"))
+    output = invoke("report", "--baseline", "neuron=mt", "--results", str(results))
+    assert "| test |" in output.replace("  ", " ") or "test" in output.splitlines()[0]
+    paper = invoke("report", "--baseline", "neuron=mt", "--stats", "paper", "--results", str(results))
+    assert paper != output

@@ -1,0 +1,66 @@
+"""Profiles: volumes get their own CPU-sized settings, --set still wins, and the spiking-training cap holds."""
+
+import pytest
+
+from bench_suite.core.contracts import CellContext
+from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.profiles import PROFILES, VOLUME_SETTINGS, resolve_profile
+from bench_suite.snn.training import train_epochs
+
+
+def test_volume_settings_apply_only_to_3d_and_user_overrides_win():
+    flat = resolve_profile("quick")
+    volume = resolve_profile("quick", spatial_dims=3)
+    assert flat == PROFILES["quick"]
+    assert volume.width == VOLUME_SETTINGS["quick"]["width"] != flat.width
+    assert volume.batch_size == VOLUME_SETTINGS["quick"]["batch_size"] < flat.batch_size
+    assert volume.ann_epochs == flat.ann_epochs
+    assert resolve_profile("quick", {"width": "12"}, spatial_dims=3).width == 12
+    assert resolve_profile("paper", spatial_dims=3) == PROFILES["paper"]
+
+
+def test_bad_max_train_batches_is_one_sentence():
+    with pytest.raises(BenchSuiteError, match="max_train_batches=-1: the value must be positive"):
+        resolve_profile("quick", {"max_train_batches": "-1"})
+
+
+class FakePatches:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def batches(self, epoch):
+        for i in range(self.n):
+            yield [epoch], [i]
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(0, 5), (3, 3), (9, 5)])
+def test_train_epochs_stops_each_epoch_at_the_cap(cap, expected):
+    ctx = CellContext(cell=None, bundle=None, profile=None, model_plugin=None, get_ann=None, make_neuron=None,
+                      norm=None, calibration_cache=None)
+    seen = []
+    train_epochs(ctx, FakePatches(5), 2, "s", "d", lambda x, y: seen.append((x, y)) or 1.0, 0, max_batches=cap)
+    assert seen == [([e], [i]) for e in range(2) for i in range(expected)]
+    assert [c[1] for c in ctx.curves] == [1, 2]
+
+
+def test_ann_checkpoint_key_follows_only_the_settings_that_shape_the_ann(tmp_path):
+    import dataclasses
+    from types import SimpleNamespace
+
+    from bench_suite.experiment.runner import Runner
+
+    plugin = SimpleNamespace(label="x", params_dict=dict)
+    cell = SimpleNamespace(dataset=plugin, model=plugin, seed=0)
+    from bench_suite.core.tasks import Task
+
+    bundle = SimpleNamespace(split={"train": ["a"], "test": ["b"]}, task=Task("segmentation", 1, 2))
+    runner = Runner(tmp_path)
+    quick = PROFILES["quick"]
+    key = runner.ann_key(cell, bundle, quick)
+    assert runner.ann_key(cell, bundle, dataclasses.replace(quick, finetune_epochs=7, max_train_batches=3)) == key
+    assert runner.ann_key(cell, bundle, dataclasses.replace(quick, ann_epochs=7)) != key
+    assert runner.ann_key(cell, bundle, quick, loss="dice") != key
+    assert runner.ann_key(cell, bundle, quick, loss="ce") != key
