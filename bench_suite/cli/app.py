@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from bench_suite.core.errors import BenchSuiteError
 
@@ -31,14 +32,15 @@ KIND_ALIASES = {
     "trainers": "trainer", "dataset": "dataset", "datasets": "dataset", "model": "model", "models": "model",
 }
 DEFAULT_RESULTS = Path(os.environ.get("BENCH_SUITE_RESULTS", "results"))
-DEMO = {
-    "dataset": ["demo-vessels"], "trainer": ["ann", "conv", "asf"], "neuron": ["if", "mt"],
-    "norm": ["cw"], "model": ["unet2d"],
-}
+
+
+def say(text: str, style: str | None = None, to=None) -> None:
+    """Print ``text`` literally (never as Rich markup: ``thresholds=[a,b]`` must survive)."""
+    (to or console).print(Text(text, style=style or ""), highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error_console.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -128,8 +130,15 @@ def expand_folds(choices: list, folds: int) -> list:
 
 def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root, folds=None):
     from bench_suite.core.params import PluginChoice, parse_plugin_option
-    from bench_suite.core.registry import KINDS
-    from bench_suite.experiment.spec import DEFAULTS, RunSpec
+    from bench_suite.core.registry import KINDS, get_registry
+    from bench_suite.experiment.spec import (
+        DEFAULT_PROFILE,
+        DEFAULT_SEEDS,
+        DEFAULT_TIME_STEPS,
+        DEFAULTS,
+        RunSpec,
+        with_defaults,
+    )
 
     demo = not (plugins or datasets or time_steps or seeds or profile or sets or folds)
     chosen: dict[str, list[PluginChoice]] = {kind: [] for kind in KINDS}
@@ -145,23 +154,9 @@ def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root, f
         choice = parse_plugin_option(f"dataset={text}")
         if choice not in chosen["dataset"]:
             chosen["dataset"].append(choice)
-    if not chosen["model"] and chosen["dataset"]:
-        # no model given: the U-Net of the datasets' dimensionality (3-D for volumes)
-        from bench_suite.core.registry import get_registry
-
-        dims = {getattr(get_registry().get("dataset", c.name).obj, "spatial_dims", 2) for c in chosen["dataset"]}
-        if dims == {3}:
-            chosen["model"] = [PluginChoice("model", "unet3d")]
-    for kind in KINDS:
-        if not chosen[kind]:
-            names = DEMO[kind] if demo else ([DEFAULTS[kind]] if kind in DEFAULTS else None)
-            if kind == "trainer" and not demo:
-                names = DEMO["trainer"]
-            if kind == "dataset" and not demo:
-                names = DEMO["dataset"]
-            chosen[kind] = [PluginChoice(kind, name) for name in names]
     if folds is not None:
-        chosen["dataset"] = expand_folds(chosen["dataset"], folds)
+        chosen["dataset"] = expand_folds(chosen["dataset"] or [PluginChoice("dataset", n) for n in DEFAULTS["dataset"]],
+                                         folds)
     overrides = {}
     for item in sets:
         if "=" not in item:
@@ -169,10 +164,10 @@ def build_spec(plugins, datasets, time_steps, seeds, profile, sets, data_root, f
         key, value = item.split("=", 1)
         overrides[key.strip()] = value.strip()
     spec = RunSpec(
-        choices={k: tuple(v) for k, v in chosen.items()},
-        time_steps=parse_time_steps(time_steps) if time_steps else (10,),
-        seeds=parse_seeds(seeds) if seeds else (0,),
-        profile=profile or "quick",
+        choices=with_defaults(chosen, get_registry()),
+        time_steps=parse_time_steps(time_steps) if time_steps else DEFAULT_TIME_STEPS,
+        seeds=parse_seeds(seeds) if seeds else DEFAULT_SEEDS,
+        profile=profile or DEFAULT_PROFILE,
         overrides=overrides,
         data_root=str(data_root) if data_root else None,
     )
@@ -202,18 +197,22 @@ def run(
 ) -> None:
     """Run a benchmark grid (with no option: the embedded demo)."""
     from bench_suite.cli.terminal import RichProgress
+    from bench_suite.core.requirements import require_spikingjelly
     from bench_suite.experiment.runner import Runner
     from bench_suite.experiment.spec import RunSpec
     from bench_suite.results.frames import failed_cells, summary_table, tidy_frame
     from bench_suite.results.render import render_markdown
     from bench_suite.results.store import ResultStore
 
+    require_spikingjelly()  # before any store is written: one sentence with the install command
     with ResultStore(results) as store, RichProgress(console) as progress:
         def on_cell_done(outcome):
             if outcome.status == "failed":
-                progress.console.print(f"[red]cell failed:[/] {outcome.message}", highlight=False)
+                say(f"cell failed: {outcome.message}", "red", progress.console)
+                if debug and outcome.traceback:
+                    say(outcome.traceback, to=progress.console)
             elif outcome.status == "done":
-                progress.console.print(f"done: {outcome.cell.title()} ({outcome.seconds:.1f} s)", highlight=False)
+                say(f"done: {outcome.cell.title()} ({outcome.seconds:.1f} s)", to=progress.console)
 
         runner = Runner(results, data_root=data_root, progress=progress, on_cell_done=on_cell_done)
         suite_obj = None
@@ -298,7 +297,7 @@ def list_plugins(
         for column in ("name", "reproduces", "package", "description"):
             table.add_column(column, overflow="fold")
         for info in list_suites():
-            description = f"[red]BROKEN: {info.error}[/]" if info.error else info.description
+            description = Text(f"BROKEN: {info.error}", style="red") if info.error else Text(info.description)
             table.add_row(info.name, str(info.reproduces or ""), info.distribution, description)
         console.print(table)
         return
@@ -317,7 +316,8 @@ def list_plugins(
                       info.description, describe_params(info.params_cls))
     for broken in registry.broken:
         if wanted in (None, broken.kind):
-            table.add_row(broken.name, broken.kind, broken.distribution, f"[red]BROKEN: {broken.error}[/]", "")
+            table.add_row(broken.name, broken.kind, broken.distribution,
+                          Text(f"BROKEN: {broken.error}", style="red"), "")
     console.print(table)
 
 
@@ -362,10 +362,115 @@ def report(
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text)
+        notes = run_state_notes(store, run_id, results, debug)
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        console.print(f"wrote {out}", highlight=False)
+        say(f"wrote {out}")
+    for note in notes:
+        say(note, "yellow", error_console)
+
+
+def results_hint(results: Path) -> str:
+    return f" --results {results}" if Path(results) != DEFAULT_RESULTS else ""
+
+
+def run_state_notes(store, run_id: str, results: Path, debug: bool) -> list[str]:
+    """What a report leaves out: cells that are not finished and cells that failed (with --debug, why)."""
+    notes = []
+    missing = store.unfinished_cells(run_id)
+    if missing:
+        planned = store.planned_count(run_id)
+        shown = "; ".join(f"{cell['title']} ({cell['status']})" for cell in missing[:8])
+        more = f"; and {len(missing) - 8} more" if len(missing) > 8 else ""
+        notes.append(f"run {run_id} is not finished: {len(missing)} of {planned} cells are missing from this report "
+                     f"({shown}{more}); finish it with bench-suite run --resume {run_id}{results_hint(results)}")
+    cells = store.cells_frame(run_id)
+    failed = cells[cells["status"] == "failed"]
+    if not failed.empty:
+        notes.append(f"{len(failed)} cell(s) failed; see why with bench-suite show {run_id}{results_hint(results)}"
+                     + ("" if debug else " (or report --debug for the tracebacks)"))
+        if debug:
+            for error, trace in zip(failed["error"], failed["traceback"], strict=True):
+                notes.append(f"failed: {error}\n{trace or '(no traceback stored)'}")
+    return notes
+
+
+@app.command()
+@guarded
+def show(
+    run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: the latest run).")] = None,
+    results: ResultsOption = DEFAULT_RESULTS,
+    debug: DebugOption = False,
+) -> None:
+    """Show one run's cells: status, timings and, for failed cells, the error (and traceback with --debug)."""
+    from rich.table import Table
+
+    from bench_suite.results.store import ResultStore
+
+    with ResultStore(results, create=False) as store:
+        run_id = run_id or store.latest_run_id()
+        if run_id is None:
+            raise BenchSuiteError(f"the results store in '{results}' has no runs yet; run a benchmark first")
+        record = store.get_run(run_id)
+        cells = store.cells_frame(run_id)
+        missing = store.unfinished_cells(run_id)
+    say(f"run {run_id} ({record['status']}, started {record['created']})")
+    table = Table()
+    for column in ("cell", "status", "train s", "eval s", "total s", "error"):
+        table.add_column(column, overflow="fold")
+
+    def seconds(row, column: str) -> str:
+        value = row.get(column)
+        return "" if value is None or value != value else f"{value:.1f}"
+
+    for row in cells.to_dict("records"):
+        title = " ".join(str(row.get(k)) for k in ("dataset", "trainer", "neuron", "norm")
+                         if row.get(k) not in (None, "-")) + (f" T={row['T']}" if row.get("T") else "")
+        title += f" seed={row.get('seed')}"
+        table.add_row(Text(title), row["status"], seconds(row, "train_s_s") or seconds(row, "train_s"),
+                      seconds(row, "eval_s"), seconds(row, "total_s"), Text(str(row["error"] or "")))
+    for cell in missing:
+        if cell["status"] == "pending":
+            table.add_row(Text(cell["title"]), "pending", "", "", "", "")
+    console.print(table)
+    if debug:
+        for row in cells[cells["status"] == "failed"].to_dict("records"):
+            say(f"traceback of the failed cell ({row['error']}):", "red")
+            say(row["traceback"] or "(no traceback stored)")
+
+
+@app.command("check-plugin")
+@guarded
+def check_plugin(
+    kind: Annotated[str, typer.Argument(help="neuron | norm | trainer | dataset | model")],
+    name: Annotated[str, typer.Argument(
+        help="The plugin's name, optionally with parameters: 'mt(thresholds=[1,0.5])'.")],
+    data_root: Annotated[Optional[Path], typer.Option(
+        "--data-root", help="Where a dataset plugin reads its files.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Run the conformance kit (bench_suite.testing) on one registered plugin."""
+    from bench_suite.core.params import parse_plugin_option
+    from bench_suite.core.registry import get_registry
+    from bench_suite.core.requirements import require_spikingjelly
+    from bench_suite.experiment.spec import resolve
+
+    require_spikingjelly()
+    kind = KIND_ALIASES.get(kind, kind)
+    resolved = resolve(get_registry(), parse_plugin_option(f"{kind}={name}"))
+    info = get_registry().get(kind, resolved.name)
+    from bench_suite.testing import run_checks
+
+    options = {"data_root": data_root or _data_root(None)} if kind == "dataset" else {}
+    results = run_checks(kind, info.obj, resolved.params, **options)
+    say(f"{kind} '{resolved.label}' from {info.distribution} {info.version}".rstrip())
+    for result in results:
+        say(result.line(), "green" if result.passed else "red")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        fail(f"{kind} '{resolved.label}' fails {len(failed)} of {len(results)} conformance checks (listed above)", 1)
+    say(f"all {len(results)} checks passed")
 
 
 def suite_report(store, run_id: str, spec: dict, stats: str, fmt: str) -> str:

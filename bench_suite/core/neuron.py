@@ -1,19 +1,23 @@
 """What every neuron plugin is: a SpikingJelly ``SimpleBaseNode`` with graded output and statistics.
 
-A time step is charge → fire → reset (SpikingJelly's split): ``v += x``; ``fire`` maps the membrane
-potential to the graded output (IF: θ·spike; MT: the sum of fired levels); reset subtracts the output
-(or sets v to 0 where the neuron fired). A subclass overrides ``fire`` and, if its output is not one
-binary spike, ``level_spikes``.
+A time step is charge → fire → reset (SpikingJelly's split), and these three are the hooks a neuron
+overrides: ``neuronal_charge(x)`` (default ``v += x``), ``fire(v) -> out`` (the graded output: IF θ·spike,
+MT the sum of fired levels) and ``neuronal_reset(out)`` (default: subtract the output, or set v to 0
+where the neuron fired). A subclass overrides ``fire`` and whatever else differs; if its output is not
+one binary spike it also overrides ``level_spikes``. The same hooks run with and without autograd: the
+in-place fast paths of the built-ins (``_charge_in_place``, ``_reset_in_place``) are used only by the
+class that defines them beside the hook they mirror, so an override of a hook is never bypassed.
 
-The same module serves three modes:
-- ``simulate``: one call = one time step (single-step mode; the runner loops over T, which on 2 CPU
+The same module serves these modes:
+- ``simulate``: one call = one time step (single-step mode; the network loops over T, which on 2 CPU
   cores is faster than folding T into the batch);
 - ``flow``: the ASF pass — one non-temporal call whose forward value is the output rate recorded by the
   preceding simulation and whose gradient is the identity gated by (accumulated input > 0);
 - reduced precision: with ``output_dtype`` set (``SpikingNetwork.with_precision``) the membrane stays
   fp32 and only the output, exact in bf16 for the levels used, is handed on in that dtype;
-- recording: with ``record`` true every step adds to the accumulated output that ASF needs; with
-  ``record == "stats"`` also to the event and spike counters of the efficiency accounting.
+- recording: with ``record`` true every step adds to the accumulated output (and, where it cannot be
+  read off the membrane, the accumulated input) that ASF needs; with ``record == "stats"`` also to the
+  event and spike counters of the efficiency accounting.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from spikingjelly.activation_based.neuron import SimpleBaseNode
 
+from bench_suite.core.errors import PluginContractError
+from bench_suite.core.requirements import spikingjelly
 from bench_suite.core.surrogates import DEFAULT_ALPHA, SurrogateName, make_surrogate
+
+SimpleBaseNode = spikingjelly("activation_based.neuron").SimpleBaseNode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +62,15 @@ class _GatedFlow(torch.autograd.Function):
 
 
 class SpikingNeuron(SimpleBaseNode):
-    """Base class of bench-suite neurons (not registered itself)."""
+    """Base class of bench-suite neurons (not registered itself); see the module docstring."""
 
     Params = None
-    #: True when reset subtracts exactly the output, so Σ input = v + Σ output need not be recorded
-    subtracts_output = True
+    #: who made this neuron, for error messages (the runner sets e.g. "neuron 'lif' (bench-suite-example)")
+    plugin_label = ""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _set_paths(cls)
 
     def __init__(
         self, params=None, threshold: float = 1.0, reset: str = "subtract", channels: int | None = None
@@ -83,7 +94,7 @@ class SpikingNeuron(SimpleBaseNode):
         self.register_memory("spikes", 0.0)
         self.register_memory("steps", 0)
 
-    # -- dynamics ---------------------------------------------------------------------------------
+    # -- dynamics: the hooks ----------------------------------------------------------------------
     def fire(self, v: torch.Tensor) -> torch.Tensor:
         """Graded output for membrane potential ``v`` (after charging). Subclasses implement."""
         raise NotImplementedError
@@ -105,48 +116,68 @@ class SpikingNeuron(SimpleBaseNode):
         else:
             self.v = torch.where(out != 0, torch.zeros_like(self.v), self.v)
 
+    def recorded_output(self, out: torch.Tensor) -> torch.Tensor:
+        """What ASF accumulates per step (the output itself, unless a neuron scales it afterwards)."""
+        return out
+
+    @classmethod
+    def finalize_network(cls, network) -> None:
+        """Called once on a trained network before inference (RS folds its scales here)."""
+
+    # -- one step ---------------------------------------------------------------------------------
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "flow":
             return self.flow_output(x)
         if torch.is_grad_enabled():
             self.neuronal_charge(x)
-            out = self.fire(self.v)
+            out = self._fire_checked(x)
             self.neuronal_reset(out)
         else:
-            out = self._step_in_place(x)
+            out = self._step_no_grad(x)
         if self.record:
             self._record(x, out)
         return out
 
-    def _step_in_place(self, x: torch.Tensor) -> torch.Tensor:
-        """The same step without autograd, updating v in place (no new tensor per step for v)."""
-        if torch.is_tensor(self.v):
-            self.neuronal_charge_(x)
-        else:
+    def _step_no_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """The same step without autograd, in place where the class allows it (no new tensor for v)."""
+        if not torch.is_tensor(self.v):
             # first step: v is the float 0.0, so this makes a new tensor (fp32 even for bf16 inputs)
             self.neuronal_charge(x if self.output_dtype is None else x.float())
-        out = self.fire(self.v)
-        self.neuronal_reset_(out)
+        elif self._fast_charge:
+            self._charge_in_place(x)
+        else:
+            self.neuronal_charge(x)
+        out = self._fire_checked(x)
+        if self._fast_reset:
+            self._reset_in_place(out)
+        else:
+            self.neuronal_reset(out)
         return out if self.output_dtype is None else out.to(self.output_dtype)
 
-    def neuronal_reset_(self, out: torch.Tensor) -> None:
-        """In-place reset; a neuron whose ``neuronal_reset`` differs overrides this one too."""
+    def _fire_checked(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.fire(self.v)
+        if out.shape != x.shape:
+            # caught here, not three layers later as a convolution's size error naming neither
+            raise PluginContractError(
+                f"{self.plugin_label or 'neuron ' + type(self).__name__} returned an output of shape "
+                f"{tuple(out.shape)} for an input of shape {tuple(x.shape)}; a neuron's output must have its "
+                "input's shape"
+            )
+        return out
+
+    def _charge_in_place(self, x: torch.Tensor) -> None:
+        self.v.add_(x)
+
+    def _reset_in_place(self, out: torch.Tensor) -> None:
         if self.v_reset is None:
             self.v.sub_(out)
         else:
             self.v.masked_fill_(out != 0, 0.0)
 
-    def neuronal_charge_(self, x: torch.Tensor) -> None:
-        """In-place charge; a neuron whose ``neuronal_charge`` differs overrides this one too."""
-        if type(self).neuronal_charge is not SpikingNeuron.neuronal_charge:
-            self.neuronal_charge(x)
-        else:
-            self.v.add_(x)
-
+    # -- what ASF and the efficiency accounting record ---------------------------------------------
     def _record(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        # With reset by subtraction the accumulated input is v + Σ out, so it need not be summed.
-        if not self._input_from_v():
-            self.acc_in = self.acc_in + x
+        if not self._sums_from_membrane():
+            self.acc_in = x.float().clone() if self.steps == 0 else self.acc_in.add_(x)
         recorded = self.recorded_output(out)
         self.acc_out = recorded.clone() if self.steps == 0 else self.acc_out.add_(recorded)
         self.steps = self.steps + 1
@@ -154,24 +185,38 @@ class SpikingNeuron(SimpleBaseNode):
             self.events = self.events + (out != 0).sum()
             self.spikes = self.spikes + self.level_spikes(out)
 
-    def recorded_output(self, out: torch.Tensor) -> torch.Tensor:
-        """What ASF accumulates per step (the output itself, unless a neuron scales it afterwards)."""
-        return out
-
     def flow_output(self, x: torch.Tensor) -> torch.Tensor:
         """ASF pass: the recorded output rate forward, the identity gated by (Σ input > 0) backward."""
         return _GatedFlow.apply(x, self.acc_out / self.steps, self.accumulated_input() > 0)
 
-    def _input_from_v(self) -> bool:
-        return self.subtracts_output and self.v_reset is None
+    def _sums_from_membrane(self) -> bool:
+        return self._input_from_membrane and self.v_reset is None
 
     def accumulated_input(self) -> torch.Tensor:
-        return self.v + self.acc_out if self._input_from_v() else self.acc_in
-
-    @classmethod
-    def finalize_network(cls, network) -> None:
-        """Called once on a trained network before inference (RS folds its scales here)."""
+        """Σ over the recorded steps of the input this neuron received (what the ASF gate reads)."""
+        return self.v + self.acc_out if self._sums_from_membrane() else self.acc_in
 
     def extra_repr(self) -> str:
         reset = "subtract" if self.v_reset is None else "zero"
         return f"threshold={self.v_threshold}, reset={reset}, params={self.params}"
+
+
+def _owner(cls: type, name: str) -> type | None:
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
+def _set_paths(cls: type) -> None:
+    """Which fast paths the class may take, decided once per class.
+
+    An in-place variant is used only where the class that defines it also defines the hook it mirrors,
+    so a subclass that overrides a hook alone gets that hook on both paths. Σ input = v + Σ output holds
+    exactly when charge adds the input, reset subtracts the output and ASF records that output; otherwise
+    the input is summed as it arrives."""
+    cls._fast_charge = _owner(cls, "neuronal_charge") is _owner(cls, "_charge_in_place")
+    cls._fast_reset = _owner(cls, "neuronal_reset") is _owner(cls, "_reset_in_place")
+    cls._input_from_membrane = all(
+        _owner(cls, name) is SpikingNeuron for name in ("neuronal_charge", "neuronal_reset", "recorded_output")
+    )
+
+
+_set_paths(SpikingNeuron)

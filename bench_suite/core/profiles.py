@@ -1,11 +1,19 @@
-"""Profiles: how much work a run does (``smoke``, ``quick``, ``paper``), and ``--set`` overrides."""
+"""Profiles: how much work a run does (``smoke``, ``quick``, ``paper``), and ``--set`` overrides.
+
+Each trainer reads its own fields: the ANN ``ann_*``, ASF ``asf_*``, direct training ``dt_*``, the
+three-stage fine-tuning ``three_stage_*``. ``max_patches`` and ``max_train_batches`` take 0 for "no cap";
+every other number must be positive.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import typing
+from typing import Any, Literal
 
 from bench_suite.core.errors import BenchSuiteError, did_you_mean, unknown_name_message
+
+Optimizer = Literal["adam", "rmsprop"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,27 +24,37 @@ class Profile:
     width: int  # U-Net base width
     ann_epochs: int
     ann_lr: float
-    finetune_epochs: int
-    finetune_lr: float
+    asf_epochs: int  # ASF fine-tuning after conversion
+    asf_lr: float
     patches_per_image: int
     batch_size: int
     calibration_samples: int  # reference: 64 segmentation / 32 denoising patches
+    ann_optimizer: Optimizer = "adam"  # segmentation ANNs (Spiking-UNet: RMSprop)
+    ann_optimizer_denoising: Optimizer = "adam"  # denoising ANNs (Spiking-UNet: Adam with L1)
     max_patches: int = 0  # cap on training patches per epoch over all images (0: none); keeps big sets quick
     dt_epochs: int = 1  # direct training (BPTT through T steps) epochs
     dt_lr: float = 1e-3
+    three_stage_epochs: int = 1  # three-stage spike-based fine-tuning epochs (Yue 2023: 35)
+    three_stage_lr: float = 1e-3  # Yue 2023: Adam 1e-3 with ReduceLROnPlateau
     eval_batch_size: int = 16
     max_train_batches: int = 0  # cap on batches per epoch of spiking training (asf, dt, three-stage); 0: none
 
 
+#: settings where 0 means "no cap" rather than nothing
+ZERO_MEANS_NONE = frozenset({"max_patches", "max_train_batches"})
+#: settings renamed since earlier versions, so that an old --set gets a useful answer
+RENAMED = {"finetune_epochs": "asf_epochs", "finetune_lr": "asf_lr"}
+
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", width=4, ann_epochs=2, ann_lr=2e-3, finetune_epochs=1, finetune_lr=1e-4,
+    "smoke": Profile("smoke", width=4, ann_epochs=2, ann_lr=2e-3, asf_epochs=1, asf_lr=1e-4,
                      patches_per_image=24, batch_size=8, calibration_samples=16, dt_epochs=1,
-                     max_patches=256),
-    "quick": Profile("quick", width=16, ann_epochs=12, ann_lr=2e-3, finetune_epochs=1, finetune_lr=1e-4,
+                     three_stage_epochs=1, max_patches=256),
+    "quick": Profile("quick", width=16, ann_epochs=12, ann_lr=2e-3, asf_epochs=1, asf_lr=1e-4,
                      patches_per_image=64, batch_size=16, calibration_samples=64, dt_epochs=3,
-                     max_patches=4096),
-    "paper": Profile("paper", width=64, ann_epochs=200, ann_lr=1e-3, finetune_epochs=100, finetune_lr=1e-6,
-                     patches_per_image=600, batch_size=8, calibration_samples=64, dt_epochs=100),
+                     three_stage_epochs=1, max_patches=4096),
+    "paper": Profile("paper", width=64, ann_epochs=200, ann_lr=1e-3, asf_epochs=100, asf_lr=1e-6,
+                     patches_per_image=600, batch_size=8, calibration_samples=64, ann_optimizer="rmsprop",
+                     dt_epochs=100, three_stage_epochs=35, three_stage_lr=1e-3),
 }
 
 
@@ -52,6 +70,30 @@ VOLUME_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+def setting_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Profile) if f.name != "name"]
+
+
+def _parse_setting(key: str, raw: Any) -> Any:
+    hint = typing.get_type_hints(Profile)[key]
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if raw not in choices:
+            raise BenchSuiteError(f"--set {key}={raw}: choose one of {', '.join(choices)}")
+        return raw
+    kind = int if hint is int else float
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise BenchSuiteError(f"--set {key}={raw}: '{raw}' is not a valid {kind.__name__}") from None
+    if key in ZERO_MEANS_NONE:
+        if value < 0:
+            raise BenchSuiteError(f"--set {key}={raw}: give a positive cap, or 0 for none")
+    elif not value > 0:
+        raise BenchSuiteError(f"--set {key}={raw}: the value must be positive")
+    return value
+
+
 def resolve_profile(name: str, overrides: dict[str, str] | None = None, spatial_dims: int = 2) -> Profile:
     """The named profile, adjusted for volumes when ``spatial_dims`` is 3, then the ``--set`` overrides."""
     if name not in PROFILES:
@@ -61,19 +103,15 @@ def resolve_profile(name: str, overrides: dict[str, str] | None = None, spatial_
         profile = dataclasses.replace(profile, **VOLUME_SETTINGS[name])
     if not overrides:
         return profile
-    fields = {f.name: f for f in dataclasses.fields(Profile) if f.name != "name"}
+    fields = setting_names()
     changes: dict[str, Any] = {}
     for key, raw in overrides.items():
+        if key in RENAMED:
+            raise BenchSuiteError(f"--set {key}: this setting is now called {RENAMED[key]}; use --set "
+                                  f"{RENAMED[key]}={raw}")
         if key not in fields:
             raise BenchSuiteError(
                 f"--set {key}: no such setting{did_you_mean(key, fields)} settings: {', '.join(fields)}"
             )
-        kind = int if fields[key].type in (int, "int") else float
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise BenchSuiteError(f"--set {key}={raw}: '{raw}' is not a valid {kind.__name__}") from None
-        if value <= 0:
-            raise BenchSuiteError(f"--set {key}={raw}: the value must be positive")
-        changes[key] = value
+        changes[key] = _parse_setting(key, raw)
     return dataclasses.replace(profile, **changes)

@@ -1,8 +1,9 @@
 """One registry per plugin kind: built-ins from one list, third parties from entry points.
 
-Like pytest's plugin loading: a third-party plugin that fails to import is kept as *broken* with its
-distribution and error (``bench-suite list`` shows it) and nothing else breaks; two plugins with the
-same kind and name are an error naming both providers.
+Like pytest's plugin loading: a plugin that fails to import, or whose class breaks its kind's contract
+(:func:`bench_suite.core.contracts.contract_problems`), is kept as *broken* with its distribution and the
+reason (``bench-suite list`` shows it) and nothing else breaks. Two plugins of one kind and name disable
+that name alone: using it is an error naming both packages; every other plugin works.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import importlib.metadata
 import inspect
 from typing import Any
 
+from bench_suite.core.contracts import contract_problems
 from bench_suite.core.errors import BenchSuiteError, unknown_name_message
+from bench_suite.core.requirements import MissingDependency
 
 #: kind → entry-point group a third-party package declares its plugins under
 ENTRY_POINT_GROUPS = {
@@ -58,17 +61,34 @@ class Registry:
     def __init__(self) -> None:
         self._plugins: dict[str, dict[str, PluginInfo]] = {kind: {} for kind in KINDS}
         self.broken: list[BrokenPlugin] = []
+        #: (kind, name) → every plugin that claims it; such a name is disabled
+        self.clashes: dict[tuple[str, str], list[PluginInfo]] = {}
 
-    def register(self, kind: str, name: str, obj: Any, distribution: str, version: str = "") -> None:
+    def register(self, kind: str, name: str, obj: Any, distribution: str, version: str = "") -> bool:
+        """Add a plugin; False (and the reason kept in ``broken`` or ``clashes``) where it cannot be used."""
         if kind not in self._plugins:
             raise BenchSuiteError(unknown_name_message("plugin kind", kind, KINDS))
-        existing = self._plugins[kind].get(name)
+        problems = contract_problems(kind, obj)
+        if problems:
+            self.broken.append(BrokenPlugin(
+                kind, name, distribution, f"breaks the {kind} contract: {'; '.join(problems)} "
+                "(see bench_suite.core.contracts)"))
+            return False
+        info = PluginInfo(kind, name, obj, distribution, version)
+        if (kind, name) in self.clashes:
+            self.clashes[(kind, name)].append(info)
+            return False
+        existing = self._plugins[kind].pop(name, None)
         if existing is not None:
-            raise BenchSuiteError(
-                f"two {kind} plugins are named '{name}': one from '{existing.distribution}' and one from "
-                f"'{distribution}'; uninstall one of them or ask its authors to rename it"
-            )
-        self._plugins[kind][name] = PluginInfo(kind, name, obj, distribution, version)
+            self.clashes[(kind, name)] = [existing, info]
+            return False
+        self._plugins[kind][name] = info
+        return True
+
+    def clash_message(self, kind: str, name: str) -> str:
+        providers = " and ".join(f"'{info.distribution}'" for info in self.clashes[(kind, name)])
+        return (f"two {kind} plugins are named '{name}' (from {providers}), so '{name}' is disabled; "
+                "uninstall one of the packages or ask its authors to rename the plugin")
 
     def get(self, kind: str, name: str) -> PluginInfo:
         if kind not in self._plugins:
@@ -76,11 +96,13 @@ class Registry:
         try:
             return self._plugins[kind][name]
         except KeyError:
+            if (kind, name) in self.clashes:
+                raise BenchSuiteError(self.clash_message(kind, name)) from None
             for broken in self.broken:
                 if broken.kind == kind and broken.name == name:
                     raise BenchSuiteError(
-                        f"{kind} '{name}' from '{broken.distribution}' is installed but broken "
-                        f"({broken.error}); fix or reinstall that package"
+                        f"{kind} '{name}' from '{broken.distribution}' is installed but cannot be used: "
+                        f"{broken.error}"
                     ) from None
             raise BenchSuiteError(unknown_name_message(kind, name, self._plugins[kind])) from None
 
@@ -103,8 +125,15 @@ def _load_builtins(registry: Registry) -> None:
 
     for kind, name, target in BUILTIN_PLUGINS:
         module_name, attr = target.split(":")
-        obj = getattr(importlib.import_module(module_name), attr)
-        registry.register(kind, name, obj, BUILTIN_DISTRIBUTION, __version__)
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except MissingDependency as missing:
+            # e.g. SpikingJelly absent: the neurons are listed as unusable, datasets and reports still work
+            registry.broken.append(BrokenPlugin(kind, name, BUILTIN_DISTRIBUTION, str(missing)))
+            continue
+        if not registry.register(kind, name, obj, BUILTIN_DISTRIBUTION, __version__):
+            problem = next(b.error for b in registry.broken if (b.kind, b.name) == (kind, name))
+            raise RuntimeError(f"built-in {kind} '{name}' {problem}")  # our own bug: fail loudly
 
 
 def third_party_entry_points(group: str):

@@ -16,7 +16,10 @@ import math
 from typing import Literal
 
 import torch
-from spikingjelly.activation_based import surrogate as sj_surrogate
+
+from bench_suite.core.requirements import spikingjelly
+
+sj_surrogate = spikingjelly("activation_based.surrogate")
 
 SurrogateName = Literal["sigmoid", "atan", "rectangular", "triangle"]
 DEFAULT_ALPHA: dict[str, float] = {"sigmoid": 4.0, "atan": 2.0, "rectangular": 1.0, "triangle": 0.3}

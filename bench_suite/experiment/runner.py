@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from bench_suite import __version__
-from bench_suite.core.contracts import CellContext, NullProgress
-from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.contracts import NullProgress, TrainerContext
+from bench_suite.core.errors import BenchSuiteError, PluginContractError
 from bench_suite.core.profiles import resolve_profile
 from bench_suite.core.registry import Registry, get_registry
 from bench_suite.core.tasks import DatasetBundle
@@ -58,10 +58,46 @@ class CellOutcome:
     status: str  # done | failed | skipped
     message: str = ""
     seconds: float = 0.0
+    traceback: str = ""  # of a failed cell, for --debug (also stored with the cell)
 
 
 #: the profile settings ANN training reads (train_ann, TrainingPatches)
-ANN_PROFILE_FIELDS = ("name", "width", "ann_epochs", "ann_lr", "patches_per_image", "batch_size", "max_patches")
+ANN_PROFILE_FIELDS = ("name", "width", "ann_epochs", "ann_lr", "ann_optimizer", "ann_optimizer_denoising",
+                      "patches_per_image", "batch_size", "max_patches")
+
+
+def check_input_sides(bundle: DatasetBundle, model_plugin, model_label: str) -> None:
+    """Training inputs the model cannot take are one sentence with the multiple it needs."""
+    multiple = model_plugin.input_multiple()
+    if bundle.task.spatial_dims == 2:
+        sides, what = (bundle.patch_size,), f"training patches of {bundle.patch_size} pixels"
+    else:
+        sides = tuple(bundle.train[0].image.shape[1:]) if bundle.train else ()
+        what = f"training volumes of {'×'.join(map(str, sides))} voxels"
+    if any(side % multiple for side in sides):
+        raise BenchSuiteError(
+            f"dataset '{bundle.name}' gives {what}, but model '{model_label}' needs sides that are a multiple of "
+            f"{multiple} (one halving per level); choose a patch_size (or box) that is a multiple of {multiple}, or "
+            "a model with fewer levels (e.g. depth=3)"
+        )
+
+
+def check_model_output(model, bundle: DatasetBundle, channels: int, who: str) -> None:
+    """A model that maps its input to the wrong shape fails here, naming the plugin and both shapes."""
+    sample = bundle.train[0].image
+    if bundle.task.spatial_dims == 2:
+        side = bundle.patch_size
+        sample = sample[:, :side, :side]
+    x = torch.from_numpy(sample.copy())[None].float()
+    with torch.no_grad():
+        out = model.eval()(x)
+    model.train()
+    expected = (1, channels, *x.shape[2:])
+    if tuple(out.shape) != expected:
+        raise PluginContractError(
+            f"{who} maps an input of shape {tuple(x.shape)} to {tuple(out.shape)}, but the task needs {expected}; "
+            "check the model's build() and forward"
+        )
 
 
 class Runner:
@@ -90,6 +126,7 @@ class Runner:
     def execute(self, run_id: str, cells: list[Cell], spec: RunSpec, store: ResultStore) -> list[CellOutcome]:
         if spec.data_root:
             self.data_root = Path(spec.data_root)
+        store.plan_cells(run_id, [(cell.key, cell.title()) for cell in cells])
         done = store.done_cell_keys(run_id)
         outcomes = []
         advance = self.progress.stage("cells", len(cells))
@@ -114,10 +151,12 @@ class Runner:
             bundle = self.bundle(cell, spec.profile)
             profile = resolve_profile(spec.profile, spec.overrides, bundle.task.spatial_dims)
             model_plugin = self.registry.get("model", cell.model.name).obj(cell.model.params)
-            ctx = CellContext(
-                cell=cell, bundle=bundle, profile=profile, model_plugin=model_plugin,
+            check_input_sides(bundle, model_plugin, cell.model.label)
+            ctx = TrainerContext(
+                bundle=bundle, profile=profile, model_plugin=model_plugin,
                 get_ann=lambda loss=None: self.trained_ann(cell, bundle, model_plugin, profile, ctx, loss),
-                make_neuron=self.neuron_factory(cell), norm=self.norm(cell),
+                make_neuron=self.neuron_factory(cell), norm=self.norm(cell), seed=cell.seed,
+                time_steps=cell.time_steps, title=cell.title(),
                 calibration_cache=CalibrationCache(self.results_dir / "cache"), progress=self.progress,
             )
             trainer = self.registry.get("trainer", cell.trainer.name).obj(cell.trainer.params)
@@ -143,12 +182,14 @@ class Runner:
             store.fail_cell(cell_id, "interrupted (Ctrl-C); resume the run to compute it", "")
             raise
         except BenchSuiteError as exc:
-            store.fail_cell(cell_id, str(exc), traceback.format_exc())
-            return CellOutcome(cell, "failed", str(exc), time.perf_counter() - started)
+            trace = traceback.format_exc()
+            store.fail_cell(cell_id, str(exc), trace)
+            return CellOutcome(cell, "failed", str(exc), time.perf_counter() - started, trace)
         except Exception as exc:  # a plugin's bug fails its cell, not the run
             message = f"{cell.title()} failed: {type(exc).__name__}: {exc}"
-            store.fail_cell(cell_id, message, traceback.format_exc())
-            return CellOutcome(cell, "failed", message, time.perf_counter() - started)
+            trace = traceback.format_exc()
+            store.fail_cell(cell_id, message, trace)
+            return CellOutcome(cell, "failed", message, time.perf_counter() - started, trace)
 
     @staticmethod
     def efficiency(trained, bundle: DatasetBundle, model_plugin, layer_stats: list[dict], ctx) -> list[dict]:
@@ -179,9 +220,16 @@ class Runner:
     def neuron_factory(self, cell: Cell):
         if cell.neuron is None:
             return None
-        neuron_cls = self.registry.get("neuron", cell.neuron.name).obj
+        info = self.registry.get("neuron", cell.neuron.name)
         params = cell.neuron.params
-        return lambda threshold, channels: neuron_cls(params, threshold=threshold, channels=channels)
+        label = f"neuron '{cell.neuron.label}' ({info.distribution})"
+
+        def make_neuron(threshold: float, channels: int):
+            neuron = info.obj(params, threshold=threshold, channels=channels)
+            neuron.plugin_label = label
+            return neuron
+
+        return make_neuron
 
     def norm(self, cell: Cell):
         if cell.norm is None:
@@ -200,7 +248,7 @@ class Runner:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
-    def trained_ann(self, cell: Cell, bundle: DatasetBundle, model_plugin, profile, ctx: CellContext,
+    def trained_ann(self, cell: Cell, bundle: DatasetBundle, model_plugin, profile, ctx: TrainerContext,
                     loss: str | None = None):
         """The cell's ANN: from its checkpoint if one exists, else trained now and checkpointed."""
         path = self.results_dir / "checkpoints" / f"ann-{self.ann_key(cell, bundle, profile, loss)}.pt"
@@ -216,6 +264,7 @@ class Runner:
                     f"model '{cell.model.name}' cannot build a {channels}-channel head, which the loss '{loss}' "
                     "needs; give its build() an out_channels argument or train with loss=ce"
                 ) from None
+        check_model_output(model, bundle, channels, f"model '{cell.model.label}'")
         if path.exists():
             saved = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(saved["state_dict"])

@@ -35,7 +35,30 @@ def resolve(registry: Registry, choice: PluginChoice) -> Resolved:
 
 
 GRID_KINDS = ("dataset", "model", "trainer", "neuron", "norm")
-DEFAULTS = {"model": "unet2d", "trainer": "conv", "neuron": "mt", "norm": "cw"}
+#: what a kind the command line or a suite grid leaves out defaults to (the same everywhere): the demo's
+#: grid. The model defaults to the U-Net of the datasets' dimensionality (see :func:`with_defaults`).
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "dataset": ("demo-vessels",), "trainer": ("ann", "conv", "asf"), "neuron": ("if", "mt"), "norm": ("cw",),
+}
+DEFAULT_TIME_STEPS = (10,)
+DEFAULT_SEEDS = (0,)
+DEFAULT_PROFILE = "quick"
+MODEL_BY_DIMS = {2: "unet2d", 3: "unet3d"}
+
+
+def with_defaults(choices: dict[str, list[PluginChoice]], registry: Registry) -> dict[str, tuple[PluginChoice, ...]]:
+    """Every grid kind filled: the given choices, else :data:`DEFAULTS`; the model by the datasets' dims."""
+    filled: dict[str, tuple[PluginChoice, ...]] = {}
+    for kind in GRID_KINDS:
+        given = list(choices.get(kind) or ())
+        if not given and kind == "model":
+            datasets = filled["dataset"]
+            dims = {getattr(registry.get("dataset", c.name).obj, "spatial_dims", 2) for c in datasets}
+            given = [PluginChoice("model", MODEL_BY_DIMS[3 if dims == {3} else 2])]
+        elif not given:
+            given = [PluginChoice(kind, name) for name in DEFAULTS[kind]]
+        filled[kind] = tuple(dict.fromkeys(given))
+    return filled
 
 
 @dataclasses.dataclass(frozen=True)

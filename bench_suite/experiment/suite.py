@@ -49,7 +49,7 @@ from bench_suite.core.errors import BenchSuiteError, did_you_mean, unknown_name_
 from bench_suite.core.params import PluginChoice, parse_plugin_option
 from bench_suite.core.profiles import PROFILES, resolve_profile
 from bench_suite.core.registry import BUILTIN_DISTRIBUTION, third_party_entry_points
-from bench_suite.experiment.spec import DEFAULTS, GRID_KINDS, Cell, RunSpec, expand
+from bench_suite.experiment.spec import GRID_KINDS, Cell, RunSpec, expand, with_defaults
 
 ENTRY_POINT_GROUP = "bench_suite.suites"
 #: table dimensions: the identity columns of a report's tidy frame (seed is the replicate, not a dimension)
@@ -157,8 +157,13 @@ class Suite:
 
     def run_specs(
         self, profile: str, data_root: str | os.PathLike | None = None, seeds: Iterable[int] | None = None,
+        registry=None,
     ) -> list[RunSpec]:
         """One RunSpec per grid block that the profile does not skip; ``seeds`` replaces every grid's."""
+        if registry is None:
+            from bench_suite.core.registry import get_registry
+
+            registry = get_registry()
         overrides = self.overrides(profile)
         try:
             resolve_profile(profile, overrides)
@@ -176,10 +181,7 @@ class Suite:
             datasets = [parse_plugin_option(f"dataset={text}") for text in merged["datasets"]]
             if merged.get("folds"):
                 datasets = _with_folds(datasets, int(merged["folds"]))
-            choices = {"dataset": tuple(_unique(datasets))}
-            for kind in GRID_KINDS[1:]:
-                chosen = merged["plugins"].get(kind) or [PluginChoice(kind, DEFAULTS[kind])]
-                choices[kind] = tuple(_unique(chosen))
+            choices = with_defaults({"dataset": _unique(datasets), **merged["plugins"]}, registry)
             grid_seeds = tuple(seeds) if seeds is not None else tuple(merged.get("seeds") or (0,))
             specs.append(RunSpec(
                 choices=choices, time_steps=tuple(_unique(merged["time_steps"])), seeds=grid_seeds,
@@ -198,7 +200,7 @@ class Suite:
             registry = get_registry()
         cells: dict[str, Cell] = {}
         grids = [g for g in self.grids if not self.settings(profile, g).get("skip")]
-        for grid, spec in zip(grids, self.run_specs(profile, seeds=seeds), strict=True):
+        for grid, spec in zip(grids, self.run_specs(profile, seeds=seeds, registry=registry), strict=True):
             try:
                 expanded = expand(spec, registry)
             except BenchSuiteError as exc:
@@ -213,7 +215,7 @@ class Suite:
     ) -> tuple[list[Cell], RunSpec]:
         """What a runner needs: every cell, and one RunSpec for ``Runner.execute`` (its profile, overrides
         and data root are what all the suite's RunSpecs share; the grid it names is not used there)."""
-        return self.cells(profile, registry, seeds), self.run_specs(profile, data_root, seeds)[0]
+        return self.cells(profile, registry, seeds), self.run_specs(profile, data_root, seeds, registry)[0]
 
     @classmethod
     def plan_stored(cls, stored: Mapping[str, Any], registry=None) -> tuple[Suite, list[Cell], RunSpec]:

@@ -38,7 +38,6 @@ class MLNeuron(SpikingNeuron):
     """Multi-level firing: K leaky units with thresholds θ₀ + (k−1)a, output the number that fired."""
 
     Params = MLParams
-    subtracts_output = False
 
     def __init__(self, params: MLParams | None = None, threshold: float = 1.0, channels: int | None = None) -> None:
         params = params or MLParams()
@@ -70,9 +69,6 @@ class MLNeuron(SpikingNeuron):
 
     def neuronal_reset(self, out: torch.Tensor) -> None:
         self.v = self.v * (1.0 - self._fired)
-
-    def neuronal_reset_(self, out: torch.Tensor) -> None:
-        self.neuronal_reset(out)  # v grows from [1, …] to [K, …] on the first step: not in place
 
     def level_spikes(self, out: torch.Tensor) -> torch.Tensor:
         return self._fired.sum()

@@ -32,7 +32,6 @@ class RSNeuron(SpikingNeuron):
     """Real spike: IF spikes scaled by learnable per-channel reals, folded away for binary inference."""
 
     Params = RSParams
-    subtracts_output = False
 
     def __init__(self, params: RSParams | None = None, threshold: float = 1.0, channels: int | None = None) -> None:
         params = params or RSParams()
@@ -61,7 +60,7 @@ class RSNeuron(SpikingNeuron):
     def neuronal_reset(self, out: torch.Tensor) -> None:
         self.v = self.v - self._spike * self.v_threshold
 
-    def neuronal_reset_(self, out: torch.Tensor) -> None:
+    def _reset_in_place(self, out: torch.Tensor) -> None:
         self.v.sub_(self._spike * self.v_threshold)
 
     def level_spikes(self, out: torch.Tensor) -> torch.Tensor:

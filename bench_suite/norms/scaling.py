@@ -41,7 +41,9 @@ class NoNorm:
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def normalize(self, structure: NetworkStructure, calibration: torch.Tensor, cache=None) -> Normalized:
+    def normalize(
+        self, structure: NetworkStructure, calibration: torch.Tensor, *, cache=None, make_neuron=None
+    ) -> Normalized:
         return Normalized(copy.deepcopy(structure.graph), {}, {})
 
 
@@ -53,7 +55,9 @@ class LayerWiseNorm:
     def __init__(self, params: PercentileParams | None = None) -> None:
         self.params = params or PercentileParams()
 
-    def normalize(self, structure: NetworkStructure, calibration: torch.Tensor, cache=None) -> Normalized:
+    def normalize(
+        self, structure: NetworkStructure, calibration: torch.Tensor, *, cache=None, make_neuron=None
+    ) -> Normalized:
         scales = percentile_scales(structure, calibration, self.params.percentile, cache, True)
 
         def part_scale(layer: WeightedLayer, part) -> float:
@@ -72,7 +76,9 @@ class ConnectionWiseNorm:
     def __init__(self, params: CWParams | None = None) -> None:
         self.params = params or CWParams()
 
-    def normalize(self, structure: NetworkStructure, calibration: torch.Tensor, cache=None) -> Normalized:
+    def normalize(
+        self, structure: NetworkStructure, calibration: torch.Tensor, *, cache=None, make_neuron=None
+    ) -> Normalized:
         scales = percentile_scales(structure, calibration, self.params.percentile, cache, False)
 
         def part_scale(layer: WeightedLayer, part) -> float:

@@ -42,13 +42,12 @@ class ThresholdBalancing:
     steps, then × scale (0.7)."""
 
     Params = TBParams
-    needs_neurons = True
 
     def __init__(self, params: TBParams | None = None) -> None:
         self.params = params or TBParams()
 
     def normalize(
-        self, structure: NetworkStructure, calibration: torch.Tensor, cache=None, make_neuron=None
+        self, structure: NetworkStructure, calibration: torch.Tensor, *, cache=None, make_neuron=None
     ) -> Normalized:
         if make_neuron is None:
             raise BenchSuiteError("threshold balancing needs the cell's neuron; use it with a spiking trainer")

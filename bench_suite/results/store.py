@@ -105,7 +105,14 @@ CREATE TABLE IF NOT EXISTS artifacts (
     path     TEXT NOT NULL,
     created  TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS artifacts_once ON artifacts (run_id, ifnull(cell_key, ''), kind, path)
+CREATE UNIQUE INDEX IF NOT EXISTS artifacts_once ON artifacts (run_id, ifnull(cell_key, ''), kind, path);
+CREATE TABLE IF NOT EXISTS planned_cells (
+    run_id   TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    cell_key TEXT NOT NULL,
+    title    TEXT NOT NULL,
+    PRIMARY KEY (run_id, cell_key)
+)
 """
 _CHILD_TABLES = ("sample_metrics", "curves", "layer_stats", "timings")
 
@@ -368,6 +375,35 @@ class ResultStore:
                 raise self._unknown_run(run_id)
 
     # -- cells -----------------------------------------------------------------------------------
+
+    def plan_cells(self, run_id: str, cells: Iterable[tuple[str, str]]) -> None:
+        """Record the cells a run is made of, ``(cell_key, title)`` in order (again on resume: a no-op)."""
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise self._unknown_run(run_id)
+            start = conn.execute("SELECT count(*) FROM planned_cells WHERE run_id = ?", (run_id,)).fetchone()[0]
+            conn.executemany(
+                "INSERT OR IGNORE INTO planned_cells (run_id, position, cell_key, title) VALUES (?, ?, ?, ?)",
+                ((run_id, start + i, key, title) for i, (key, title) in enumerate(cells)),
+            )
+
+    def unfinished_cells(self, run_id: str) -> list[dict[str, Any]]:
+        """Planned cells that are neither done nor failed: ``{"cell_key", "title", "status"}`` in plan order
+        (status ``pending`` if never started, ``running`` if started and not finished)."""
+        self._require_run(run_id)
+        rows = self._conn.execute(
+            """
+            SELECT p.cell_key, p.title, c.status FROM planned_cells p
+            LEFT JOIN cells c ON c.run_id = p.run_id AND c.cell_key = p.cell_key
+            WHERE p.run_id = ? AND (c.status IS NULL OR c.status = 'running')
+            ORDER BY p.position
+            """,
+            (run_id,),
+        ).fetchall()
+        return [{"cell_key": key, "title": title, "status": status or "pending"} for key, title, status in rows]
+
+    def planned_count(self, run_id: str) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM planned_cells WHERE run_id = ?", (run_id,)).fetchone()[0])
 
     def done_cell_keys(self, run_id: str) -> set[str]:
         self._require_run(run_id)

@@ -21,10 +21,10 @@ import json
 from pathlib import Path
 
 import torch
-from spikingjelly.activation_based import functional
 from torch import fx
 
 from bench_suite.core.neuron import SpikingNeuron
+from bench_suite.core.requirements import spikingjelly
 from bench_suite.snn.convert import (
     NetworkStructure,
     activation_scale,
@@ -32,6 +32,8 @@ from bench_suite.snn.convert import (
     scale_input_channels,
     scale_output,
 )
+
+functional = spikingjelly("activation_based.functional")
 
 
 @dataclasses.dataclass

@@ -12,10 +12,12 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
-from spikingjelly.activation_based import functional
 from torch import fx, nn
 
 from bench_suite.core.neuron import SpikingNeuron
+from bench_suite.core.requirements import spikingjelly
+
+functional = spikingjelly("activation_based.functional")
 
 WEIGHTED_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 TRANSPOSED_TYPES = (nn.ConvTranspose2d, nn.ConvTranspose3d)

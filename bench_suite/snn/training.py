@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from bench_suite.core.contracts import CellContext
+from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.errors import PluginContractError
 from bench_suite.core.losses import make_loss
 from bench_suite.core.profiles import Profile
@@ -57,7 +57,7 @@ class TrainingPatches:
 
 
 def train_epochs(
-    ctx: CellContext, patches: TrainingPatches, epochs: int, stage: str, description: str,
+    ctx: TrainerContext, patches: TrainingPatches, epochs: int, stage: str, description: str,
     step: Callable[[torch.Tensor, torch.Tensor], float], batch_stream: int,
     after_epoch: Callable[[float], None] | None = None, max_batches: int = 0,
 ) -> None:
@@ -109,11 +109,11 @@ def check_output(output: torch.Tensor, batch: torch.Tensor, task: Task, who: str
         raise PluginContractError(f"{who} produced NaN or infinite values; check the plugin's dynamics")
 
 
-def convert(ctx: CellContext, calibration: torch.Tensor) -> SpikingNetwork:
+def convert(ctx: TrainerContext, calibration: torch.Tensor) -> SpikingNetwork:
     """Trained ANN → normalized → spiking network with the cell's neuron."""
     ann = ctx.get_ann()
     structure = analyse(ann, calibration)
-    normalized = ctx.norm.normalize(structure, calibration, ctx.calibration_cache)
+    normalized = ctx.norm.normalize(structure, calibration, cache=ctx.calibration_cache, make_neuron=ctx.make_neuron)
     ctx.info["scales"] = normalized.scales
     network = build_spiking_network(structure, normalized.graph, ctx.make_neuron, normalized.thresholds)
     return network.eval()

@@ -7,28 +7,29 @@ import math
 import torch
 from torch import nn
 
-from bench_suite.core.contracts import CellContext
+from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.profiles import Profile
 from bench_suite.core.tasks import DatasetBundle
 from bench_suite.snn.network import TrainedNetwork
 from bench_suite.snn.training import TrainingPatches, task_loss
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
 
 
 def train_ann(
     model: nn.Module, bundle: DatasetBundle, profile: Profile, seed: int, log_curve, progress,
     loss_name: str | None = None,
 ) -> nn.Module:
-    """Reference: RMSprop lr 1e-3 (segmentation) / Adam with L1 on the noise (denoising), batch 8.
+    """Train ``model`` on the bundle's training patches with the profile's ANN settings.
 
-    The paper profile uses those; smoke and quick use Adam for both, which converges in the few epochs
-    a CPU allows.
+    Reference: RMSprop lr 1e-3 (segmentation) / Adam with L1 on the noise (denoising), batch 8: the paper
+    profile's ``ann_optimizer`` and ``ann_optimizer_denoising``. Smoke and quick use Adam for both, which
+    converges in the few epochs a CPU allows.
     """
     patches = TrainingPatches(bundle, profile, seed)
     init_foreground_prior(model, patches)
-    if profile.name == "paper" and bundle.task.kind == "segmentation":
-        optimizer = torch.optim.RMSprop(model.parameters(), lr=profile.ann_lr)
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=profile.ann_lr)
+    name = profile.ann_optimizer if bundle.task.kind == "segmentation" else profile.ann_optimizer_denoising
+    optimizer = OPTIMIZERS[name](model.parameters(), lr=profile.ann_lr)
     advance = progress.stage("train ANN", profile.ann_epochs * len(patches))
     model.train()
     for epoch in range(profile.ann_epochs):
@@ -56,7 +57,7 @@ class ANNTrainer:
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def run(self, ctx: CellContext) -> TrainedNetwork:
+    def run(self, ctx: TrainerContext) -> TrainedNetwork:
         return TrainedNetwork(ctx.get_ann())
 
 

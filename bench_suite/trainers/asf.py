@@ -12,7 +12,7 @@ import dataclasses
 
 import torch
 
-from bench_suite.core.contracts import CellContext
+from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.tasks import Task
 from bench_suite.snn.network import SpikingNetwork, TrainedNetwork
 from bench_suite.snn.training import TrainingPatches, convert, task_loss, train_epochs
@@ -54,11 +54,11 @@ class ASFTrainer:
     def __init__(self, params: ASFParams | None = None) -> None:
         self.params = params or ASFParams()
 
-    def run(self, ctx: CellContext) -> TrainedNetwork:
+    def run(self, ctx: TrainerContext) -> TrainedNetwork:
         patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)
         network = convert(ctx, patches.calibration(ctx.profile.calibration_samples))
-        lr = self.params.lr or ctx.profile.finetune_lr
-        epochs = self.params.epochs or ctx.profile.finetune_epochs
+        lr = self.params.lr or ctx.profile.asf_lr
+        epochs = self.params.epochs or ctx.profile.asf_epochs
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         torch.manual_seed(ctx.seed)
         train_epochs(ctx, patches, epochs, "asf", "ASF fine-tune",

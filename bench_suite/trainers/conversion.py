@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench_suite.core.contracts import CellContext
+from bench_suite.core.contracts import TrainerContext
 from bench_suite.snn.network import TrainedNetwork
 from bench_suite.snn.training import TrainingPatches, convert
 
@@ -16,7 +16,7 @@ class ConversionTrainer:
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def run(self, ctx: CellContext) -> TrainedNetwork:
+    def run(self, ctx: TrainerContext) -> TrainedNetwork:
         patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)
         calibration = patches.calibration(ctx.profile.calibration_samples)
         return TrainedNetwork(convert(ctx, calibration), ctx.time_steps)

@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from bench_suite.core.contracts import CellContext
+from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.tasks import Task
 from bench_suite.snn.convert import analyse, build_spiking_network
 from bench_suite.snn.network import TrainedNetwork
@@ -52,7 +52,7 @@ class DirectTrainer:
     def __init__(self, params: DTParams | None = None) -> None:
         self.params = params or DTParams()
 
-    def run(self, ctx: CellContext) -> TrainedNetwork:
+    def run(self, ctx: TrainerContext) -> TrainedNetwork:
         torch.manual_seed(ctx.seed)
         model = ctx.model_plugin.build(ctx.bundle.task, ctx.profile.width)
         patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)

@@ -22,7 +22,7 @@ from typing import Literal
 
 import torch
 
-from bench_suite.core.contracts import CellContext
+from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.errors import BenchSuiteError
 from bench_suite.core.surrogates import make_surrogate
 from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing
@@ -45,8 +45,8 @@ class ThreeStageParams:
     tb_scale: float = 0.7
     tb_percentile: float = 100.0  # 100: θ = the maximum input (the reference); e.g. 99.9: robust to outliers
     surrogate_alpha: float = 0.3
-    lr: float = 0.0  # 0: the profile's dt_lr (reference Adam 1e-3)
-    epochs: int = 0  # 0: the profile's finetune_epochs (reference 35 SNN epochs)
+    lr: float = 0.0  # 0: the profile's three_stage_lr (reference Adam 1e-3)
+    epochs: int = 0  # 0: the profile's three_stage_epochs (reference 35 SNN epochs)
     output_threshold: float = 0.5  # sigmoid output above this is foreground (Yue Table 2 sweeps 0.1–0.6)
 
     def __post_init__(self) -> None:
@@ -70,7 +70,7 @@ class ThreeStageTrainer:
     def __init__(self, params: ThreeStageParams | None = None) -> None:
         self.params = params or ThreeStageParams()
 
-    def run(self, ctx: CellContext) -> TrainedNetwork:
+    def run(self, ctx: TrainerContext) -> TrainedNetwork:
         task = ctx.bundle.task
         if task.kind != "segmentation" or task.n_classes != 2:
             raise BenchSuiteError(
@@ -98,9 +98,9 @@ class ThreeStageTrainer:
 
         for _, neuron in network.neurons():
             neuron.surrogate_function = make_surrogate("triangle", p.surrogate_alpha)
-        optimizer = torch.optim.Adam(network.parameters(), lr=p.lr or ctx.profile.dt_lr)
+        optimizer = torch.optim.Adam(network.parameters(), lr=p.lr or ctx.profile.three_stage_lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
-        epochs = p.epochs or ctx.profile.finetune_epochs
+        epochs = p.epochs or ctx.profile.three_stage_epochs
         network.train()
         batches_done = [0]
 

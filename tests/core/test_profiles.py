@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench_suite.core.contracts import CellContext
+from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.errors import BenchSuiteError
 from bench_suite.core.profiles import PROFILES, VOLUME_SETTINGS, resolve_profile
 from bench_suite.snn.training import train_epochs
@@ -20,8 +20,46 @@ def test_volume_settings_apply_only_to_3d_and_user_overrides_win():
 
 
 def test_bad_max_train_batches_is_one_sentence():
-    with pytest.raises(BenchSuiteError, match="max_train_batches=-1: the value must be positive"):
+    with pytest.raises(BenchSuiteError, match="max_train_batches=-1: give a positive cap, or 0 for none"):
         resolve_profile("quick", {"max_train_batches": "-1"})
+
+
+@pytest.mark.parametrize("key", ["max_patches", "max_train_batches"])
+def test_zero_cap_means_no_cap_as_documented(key):
+    assert PROFILES["quick"].max_patches == 4096
+    assert getattr(resolve_profile("quick", {key: "0"}), key) == 0
+
+
+@pytest.mark.parametrize("key", ["width", "ann_epochs", "asf_lr", "batch_size"])
+def test_other_settings_refuse_zero(key):
+    with pytest.raises(BenchSuiteError, match=f"--set {key}=0: the value must be positive"):
+        resolve_profile("quick", {key: "0"})
+
+
+def test_renamed_setting_names_its_new_name():
+    with pytest.raises(BenchSuiteError, match="now called asf_epochs; use --set asf_epochs=3"):
+        resolve_profile("quick", {"finetune_epochs": "3"})
+
+
+def test_ann_optimizer_is_a_profile_field_with_fixed_choices():
+    assert PROFILES["paper"].ann_optimizer == "rmsprop" and PROFILES["paper"].ann_optimizer_denoising == "adam"
+    assert PROFILES["quick"].ann_optimizer == "adam"
+    assert resolve_profile("quick", {"ann_optimizer": "rmsprop"}).ann_optimizer == "rmsprop"
+    with pytest.raises(BenchSuiteError, match="choose one of adam, rmsprop"):
+        resolve_profile("quick", {"ann_optimizer": "sgd"})
+
+
+def test_each_trainer_reads_its_own_profile_fields():
+    """three-stage used to read dt_lr and the ASF epochs: each method now has its own settings."""
+    import inspect
+
+    from bench_suite.trainers import asf, direct, three_stage
+
+    assert "asf_lr" in inspect.getsource(asf) and "asf_epochs" in inspect.getsource(asf)
+    source = inspect.getsource(three_stage.ThreeStageTrainer.run)
+    assert "three_stage_lr" in source and "three_stage_epochs" in source
+    assert "dt_lr" not in source and "asf_epochs" not in source
+    assert "dt_lr" in inspect.getsource(direct.DirectTrainer.run)
 
 
 class FakePatches:
@@ -38,8 +76,8 @@ class FakePatches:
 
 @pytest.mark.parametrize(("cap", "expected"), [(0, 5), (3, 3), (9, 5)])
 def test_train_epochs_stops_each_epoch_at_the_cap(cap, expected):
-    ctx = CellContext(cell=None, bundle=None, profile=None, model_plugin=None, get_ann=None, make_neuron=None,
-                      norm=None, calibration_cache=None)
+    ctx = TrainerContext(bundle=None, profile=None, model_plugin=None, get_ann=None, make_neuron=None,
+                         norm=None, calibration_cache=None)
     seen = []
     train_epochs(ctx, FakePatches(5), 2, "s", "d", lambda x, y: seen.append((x, y)) or 1.0, 0, max_batches=cap)
     assert seen == [([e], [i]) for e in range(2) for i in range(expected)]
@@ -60,7 +98,9 @@ def test_ann_checkpoint_key_follows_only_the_settings_that_shape_the_ann(tmp_pat
     runner = Runner(tmp_path)
     quick = PROFILES["quick"]
     key = runner.ann_key(cell, bundle, quick)
-    assert runner.ann_key(cell, bundle, dataclasses.replace(quick, finetune_epochs=7, max_train_batches=3)) == key
+    unrelated = dataclasses.replace(quick, asf_epochs=7, three_stage_epochs=5, max_train_batches=3)
+    assert runner.ann_key(cell, bundle, unrelated) == key
     assert runner.ann_key(cell, bundle, dataclasses.replace(quick, ann_epochs=7)) != key
+    assert runner.ann_key(cell, bundle, dataclasses.replace(quick, ann_optimizer="rmsprop")) != key
     assert runner.ann_key(cell, bundle, quick, loss="dice") != key
     assert runner.ann_key(cell, bundle, quick, loss="ce") != key

@@ -74,7 +74,7 @@ def test_fast_smoke_profiles_stay_tiny(name):
     profile = resolve_profile("smoke", suite.overrides("smoke"))
     assert len(cells) <= 8
     assert max(cell.time_steps for cell in cells) <= 6
-    assert profile.ann_epochs == 1 and profile.finetune_epochs == 1 and profile.dt_epochs == 1
+    assert profile.ann_epochs == 1 and profile.asf_epochs == 1 and profile.dt_epochs == 1
     assert profile.patches_per_image <= 8
 
 
