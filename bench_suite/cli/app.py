@@ -7,7 +7,6 @@ instant. This is the only module that knows about the terminal.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.paths import default_results
 
 app = typer.Typer(
     name="bench-suite", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -31,7 +31,7 @@ KIND_ALIASES = {
     "neuron": "neuron", "neurons": "neuron", "norm": "norm", "norms": "norm", "trainer": "trainer",
     "trainers": "trainer", "dataset": "dataset", "datasets": "dataset", "model": "model", "models": "model",
 }
-DEFAULT_RESULTS = Path(os.environ.get("BENCH_SUITE_RESULTS", "results"))
+DEFAULT_RESULTS = default_results()
 
 
 def say(text: str, style: str | None = None, to=None) -> None:
@@ -261,11 +261,12 @@ def run(
         if any(o.status in ("done", "skipped") for o in outcomes):
             # plain stdout: Rich would wrap the table at the terminal width, and it must stay pasteable
             if suite_obj is not None:
-                from bench_suite.results.tables import render_suite_markdown, suite_frames, suite_table
+                from bench_suite.experiment.suite import method_labeller
+                from bench_suite.results.outputs import write_suite_outputs
 
-                typer.echo(render_suite_markdown(suite_table(suite_obj, *suite_frames(store, run_id))))
-                written = write_suite_outputs(store, run_id, suite_obj, results)
-                console.print(f"tables and figures: {written}", highlight=False)
+                written = write_suite_outputs(store, run_id, suite_obj, results / run_id, method_labeller(suite_obj))
+                typer.echo((written / "table.md").read_text())
+                say(f"tables and figures: {written}")
             else:
                 typer.echo(render_markdown(summary_table(tidy_frame(store, run_id)), failed_cells(store, run_id)))
     console.print(f"report: bench-suite report {run_id} --format csv|latex|markdown", highlight=False)
@@ -332,10 +333,13 @@ def report(
         "--baseline", help="Compare every method with this one, e.g. neuron=mt or trainer=ann.")] = None,
     stats: Annotated[str, typer.Option(
         "--stats", help="paired (Shapiro on differences → t / Wilcoxon) or paper (unpaired, one-sided).")] = "paired",
+    caption: Annotated[Optional[str], typer.Option("--caption", help="Table caption (LaTeX and Markdown).")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="LaTeX \\label of the table.")] = None,
     results: ResultsOption = DEFAULT_RESULTS,
     debug: DebugOption = False,
 ) -> None:
     """Print or write a run's table from the results store."""
+    from bench_suite.results.outputs import baseline_report, suite_report
     from bench_suite.results.render import write_report
     from bench_suite.results.store import ResultStore
 
@@ -354,11 +358,13 @@ def report(
                 raise BenchSuiteError(f"the results store in '{results}' has no runs yet; run a benchmark first")
         spec = store.get_run(run_id)["spec"]
         if baseline:
-            text = baseline_report(store, run_id, baseline, stats, format)
+            text = baseline_report(store, run_id, baseline, stats, format, caption, label)
         elif "suite" in spec and not per_sample:
-            text = suite_report(store, run_id, spec, stats, format)
+            from bench_suite.experiment.suite import Suite
+
+            text = suite_report(store, run_id, Suite.from_stored(spec), stats, format, caption, label)
         else:
-            text = write_report(store, run_id, format, None, per_sample=per_sample)
+            text = write_report(store, run_id, format, None, per_sample=per_sample, caption=caption, label=label)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text)
@@ -473,69 +479,6 @@ def check_plugin(
     say(f"all {len(results)} checks passed")
 
 
-def suite_report(store, run_id: str, spec: dict, stats: str, fmt: str) -> str:
-    from bench_suite.experiment.suite import Suite
-    from bench_suite.results.tables import (
-        render_suite_csv,
-        render_suite_latex,
-        render_suite_markdown,
-        suite_frames,
-        suite_table,
-    )
-
-    table = suite_table(Suite.from_stored(spec), *suite_frames(store, run_id), stats=stats)
-    return {"csv": render_suite_csv, "latex": render_suite_latex, "markdown": render_suite_markdown}[fmt](table)
-
-
-def baseline_report(store, run_id: str, baseline: str, stats: str, fmt: str) -> str:
-    from bench_suite.results.frames import tidy_frame
-    from bench_suite.results.tables import baseline_comparisons
-
-    frame = baseline_comparisons(tidy_frame(store, run_id, per_sample=True), baseline, stats)
-    if fmt == "csv":
-        return frame.to_csv(index=False, na_rep="NaN", lineterminator="\n")
-    if fmt == "latex":
-        return frame.to_latex(index=False, float_format="%.4g")
-    def text(value) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(text(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def write_suite_outputs(store, run_id: str, suite, results: Path) -> Path:
-    """CSV, LaTeX and Markdown of the suite's table plus its figures, in results/<run id>/."""
-    from bench_suite.results import figures
-    from bench_suite.results.tables import (
-        render_suite_csv,
-        render_suite_latex,
-        render_suite_markdown,
-        suite_frames,
-        suite_table,
-    )
-
-    folder = results / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    tidy, per_sample = suite_frames(store, run_id)
-    table = suite_table(suite, tidy, per_sample)
-    (folder / "table.csv").write_text(render_suite_csv(table))
-    (folder / "table.tex").write_text(render_suite_latex(table))
-    (folder / "table.md").write_text(render_suite_markdown(table))
-    for metric in sorted(set(tidy["metric"]) & {"f1", "psnr", "miou", "dice"}):
-        if tidy["T"].nunique() > 1:
-            figures.metric_vs_T(tidy, metric, folder)
-    layer_stats = store.layer_stats_frame(run_id)
-    if not layer_stats.empty:
-        figures.firing_rate_per_layer(layer_stats, folder)
-    curves = store.curves_frame(run_id)
-    if not curves.empty:
-        figures.convergence(curves, folder)
-    for path in folder.iterdir():
-        store.add_artifact(run_id, None, path.suffix.lstrip("."), path)
-    return folder
-
-
 data_app = typer.Typer(help="Where a dataset is looked for, whether it is valid, and how to get it.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -554,7 +497,7 @@ def _dataset(name: str):
 
 
 def _data_root(data_root: Path | None) -> Path:
-    from bench_suite.experiment.runner import default_data_root
+    from bench_suite.core.paths import default_data_root
 
     return data_root or default_data_root()
 

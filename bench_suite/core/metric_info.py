@@ -1,8 +1,14 @@
-"""Metric names, display labels and directions, shared by evaluation and reports."""
+"""Metric names, display labels, directions and decimals, shared by evaluation, reports and suites.
+
+Every table bench-suite writes formats a metric's values with :func:`format_value`, so one run shows the
+same digits in ``run``, ``report`` and a suite's files: scores in [0, 1] with 3 decimals (as the papers
+print them), dB and mm with 2, large counts (MACs, synaptic operations) with 3 significant digits.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -10,6 +16,7 @@ class MetricInfo:
     label: str
     higher_is_better: bool = True
     shown: bool = True  # False for helper values (confusion counts) kept per sample for pooling
+    decimals: int | None = 3  # None: 3 significant digits (large counts)
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -20,12 +27,16 @@ METRICS: dict[str, MetricInfo] = {
     "jaccard_pooled": MetricInfo("JS (pooled)"),
     "accuracy_pooled": MetricInfo("ACC (pooled)"),
     "miou": MetricInfo("mIoU"),
-    "psnr": MetricInfo("PSNR"),
+    "psnr": MetricInfo("PSNR", decimals=2),
     "dice": MetricInfo("Dice 3-D"),
     "dice_2d": MetricInfo("Dice 2-D"),
-    "hd95": MetricInfo("HD95 (mm)", higher_is_better=False),
-    "assd": MetricInfo("ASSD (mm)", higher_is_better=False),
+    "hd95": MetricInfo("HD95 (mm)", higher_is_better=False, decimals=2),
+    "assd": MetricInfo("ASSD (mm)", higher_is_better=False, decimals=2),
     "ssim": MetricInfo("SSIM"),
+    "macs": MetricInfo("MACs", higher_is_better=False, decimals=None),
+    "synops": MetricInfo("SynOps", higher_is_better=False, decimals=None),
+    "energy_uj": MetricInfo("energy (µJ)", higher_is_better=False, decimals=2),
+    "energy_ratio": MetricInfo("energy ÷ ANN", higher_is_better=False, decimals=3),
     "tp": MetricInfo("TP", shown=False),
     "fp": MetricInfo("FP", shown=False),
     "fn": MetricInfo("FN", shown=False),
@@ -34,4 +45,20 @@ METRICS: dict[str, MetricInfo] = {
 
 
 def metric_info(name: str) -> MetricInfo:
-    return METRICS.get(name, MetricInfo(name))
+    """The metric's info; a stage prefix (``converted/dice``) shares the metric's, an unknown name gets 3
+    decimals below 1 and 2 above (see :func:`format_value`)."""
+    stage, _, base = name.rpartition("/")
+    if base in METRICS:
+        info = METRICS[base]
+        return dataclasses.replace(info, label=f"{info.label} ({stage})") if stage else info
+    return MetricInfo(name, decimals=-1)
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """``value`` with the metric's digits; "NaN" for an undefined value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NaN"
+    decimals = metric_info(metric).decimals
+    if decimals == -1:  # a metric we know nothing about: by magnitude
+        decimals = 3 if abs(value) <= 1 else (2 if abs(value) < 1e5 else None)
+    return f"{value:.3g}" if decimals is None else f"{value:.{decimals}f}"

@@ -96,6 +96,8 @@ def _evaluate_one(
     groups: dict[tuple[int, ...], list[Sample]] = defaultdict(list)
     for sample in bundle.test:
         groups[sample.image.shape].append(sample)
+    if trained.spiking is not None:
+        trained.spiking.restart_coding()  # the same test spikes whatever ran before
     advance = progress.stage("evaluate", len(bundle.test)) if progress else (lambda n=1: None)
     rows: list[tuple[str, str, float]] = []
     predictions: dict[str, np.ndarray] = {}

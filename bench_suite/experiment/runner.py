@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import platform
 import time
 import traceback
@@ -25,6 +24,7 @@ import torch
 from bench_suite import __version__
 from bench_suite.core.contracts import NullProgress, TrainerContext
 from bench_suite.core.errors import BenchSuiteError, PluginContractError
+from bench_suite.core.paths import default_data_root
 from bench_suite.core.profiles import resolve_profile
 from bench_suite.core.registry import Registry, get_registry
 from bench_suite.core.tasks import DatasetBundle
@@ -35,10 +35,6 @@ from bench_suite.snn.calibration import CalibrationCache
 from bench_suite.trainers.ann import train_ann
 
 logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
-
-
-def default_data_root() -> Path:
-    return Path(os.environ.get("BENCH_SUITE_DATA", "datasets"))
 
 
 def versions() -> dict[str, str]:

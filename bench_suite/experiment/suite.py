@@ -661,3 +661,10 @@ def _with_folds(datasets: list[PluginChoice], folds: int) -> list[PluginChoice]:
 
 def _reproduces_text(suite: Suite) -> str:
     return " ".join(v for v in (suite.reproduces.get("paper", ""), suite.reproduces.get("table", "")) if v)
+
+
+def method_labeller(suite: Suite):
+    """``coords → "MT+FT"``: the suite's row labels, for figure legends."""
+    from bench_suite.results.tables import method_label
+
+    return lambda coords: method_label(suite.table, coords)

@@ -25,6 +25,7 @@ from bench_suite.results.frames import summarize_cells
 FORMATS = ("png", "pdf")
 _DPI = 200
 _METHOD_COLUMNS = ("model", "trainer", "neuron", "norm", "variant")
+FIRING_RATE_LABEL = "binary spikes / neuron / step (one per fired MT or ML level)"
 
 
 def _new_figure(n_panels: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list]:
@@ -60,8 +61,11 @@ def _varying(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c in frame.columns and frame[c].astype(str).nunique() > 1]
 
 
-def _method_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """``asf mt cw``: the method columns that tell the plotted lines apart (all of them if none does)."""
+def _method_labels(frame: pd.DataFrame, columns: Sequence[str], labels=None) -> pd.Series:
+    """``asf mt cw``: the method columns that tell the plotted lines apart (all of them if none does).
+
+    With ``labels`` (a suite's ``coords → "MT+FT"``) the suite's own names are used, and only the varying
+    columns they do not show (T, the dataset) are added."""
     shown = _varying(frame, columns) or [c for c in ("trainer", "neuron") if c in frame.columns]
 
     def text(column: str, value) -> str:
@@ -70,6 +74,11 @@ def _method_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
         return "" if str(value) in ("-", "", "nan", "None") else str(value)
 
     def label(row: pd.Series) -> str:
+        if labels is not None:
+            coords = {c: row[c] for c in ("model", "trainer", "neuron", "norm", "T", "variant") if c in row.index}
+            base = labels(coords)
+            extra = [text(c, row[c]) for c in shown if c in ("T", "dataset") and text(c, row[c]) not in base]
+            return " ".join(t for t in (base, *extra) if t)
         return " ".join(t for t in (text(c, row[c]) for c in shown) if t) or str(row.get("trainer", "?"))
 
     return frame.apply(label, axis=1) if not frame.empty else pd.Series(dtype=str)
@@ -84,7 +93,12 @@ def _metric_label(metric: str) -> str:
 # -- metric against time steps (Spiking-UNet Table 5, Yue Fig. 6a) -----------------------------------
 
 
-def metric_vs_T(tidy: pd.DataFrame, metric: str, out_dir: Path | str) -> list[Path]:
+def metric_vs_T(tidy: pd.DataFrame, metric: str, out_dir: Path | str, labels=None) -> list[Path]:
+    """:func:`metric_vs_T_figure` written as PNG and PDF."""
+    return _save(metric_vs_T_figure(tidy, metric, labels), out_dir, f"metric_vs_T_{metric.replace('/', '-')}")
+
+
+def metric_vs_T_figure(tidy: pd.DataFrame, metric: str, labels=None) -> Figure:
     """One panel per dataset: the metric (mean ± std over seeds/folds) against T per method; ANN cells
     (T = 0) as dashed horizontal reference lines."""
     if "sample" in tidy.columns:
@@ -95,7 +109,7 @@ def metric_vs_T(tidy: pd.DataFrame, metric: str, out_dir: Path | str) -> list[Pa
         raise BenchSuiteError(f"no '{metric}' values to plot against T; metrics in this run: {available}")
     frame["dataset"] = frame["dataset"].map(_plain_dataset)
     frame["T"] = frame["T"].astype(int)
-    frame["method"] = _method_labels(frame, _METHOD_COLUMNS)
+    frame["method"] = _method_labels(frame, _METHOD_COLUMNS, labels)
     datasets = list(dict.fromkeys(frame["dataset"]))
     figure, axes = _new_figure(len(datasets))
     for axis, dataset in zip(axes, datasets, strict=True):
@@ -114,26 +128,32 @@ def metric_vs_T(tidy: pd.DataFrame, metric: str, out_dir: Path | str) -> list[Pa
         axis.set_ylabel(_metric_label(metric))
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
-    return _save(figure, out_dir, f"metric_vs_T_{metric.replace('/', '-')}")
+    return figure
 
 
 # -- firing rate per layer (Yue Fig. 4) ------------------------------------------------------------
 
 
-def firing_rate_per_layer(layer_stats: pd.DataFrame, out_dir: Path | str) -> list[Path]:
-    """Grouped bars: each spiking layer's firing rate (events per neuron per time step, mean over seeds),
-    one bar per method, one panel per dataset, layers in network order."""
+def firing_rate_per_layer(layer_stats: pd.DataFrame, out_dir: Path | str, labels=None) -> list[Path]:
+    """:func:`firing_rate_figure` written as PNG and PDF."""
+    return _save(firing_rate_figure(layer_stats, labels), out_dir, "firing_rate_per_layer")
+
+
+def firing_rate_figure(layer_stats: pd.DataFrame, labels=None) -> Figure:
+    """Grouped bars: each spiking layer's firing rate (binary spikes per neuron per time step, an MT or ML
+    event counting one spike per fired level; mean over seeds), one bar per method, one panel per
+    dataset, layers in network order (the traced graph's, as stored in ``position``)."""
     if layer_stats.empty:
         raise BenchSuiteError("no per-layer spike statistics in this run (ANN cells record none); "
                               "run a spiking cell (trainer conv, asf, dt or three-stage) first")
     frame = layer_stats.copy()
     if "firing_rate" not in frame.columns or frame["firing_rate"].isna().all():
         samples = frame["samples"] if "samples" in frame.columns else 1
-        frame["firing_rate"] = frame["events"] / (frame["neurons"] * frame["time_steps"] * samples)
+        frame["firing_rate"] = frame["spikes"] / (frame["neurons"] * frame["time_steps"] * samples)
     frame["dataset"] = frame["dataset"].map(_plain_dataset)
     if "position" not in frame.columns:
         frame["position"] = frame.groupby(["dataset", "layer"], sort=False).ngroup()
-    frame["method"] = _method_labels(frame, (*_METHOD_COLUMNS, "T"))
+    frame["method"] = _method_labels(frame, (*_METHOD_COLUMNS, "T"), labels)
     datasets = list(dict.fromkeys(frame["dataset"]))
     widest = max(frame.groupby("dataset")["layer"].nunique())
     figure, axes = _new_figure(len(datasets), width=max(5.0, 0.35 * widest + 2), height=3.4)
@@ -150,16 +170,21 @@ def firing_rate_per_layer(layer_stats: pd.DataFrame, out_dir: Path | str) -> lis
         axis.set_xticks(x, order, rotation=90, fontsize="small")
         axis.set_title(dataset)
         axis.set_xlabel("layer")
-        axis.set_ylabel("firing rate (events / neuron / step)")
+        axis.set_ylabel(FIRING_RATE_LABEL)
         axis.grid(axis="y", alpha=0.3)
         axis.legend(fontsize="small")
-    return _save(figure, out_dir, "firing_rate_per_layer")
+    return figure
 
 
 # -- convergence (Yue Table 3) ---------------------------------------------------------------------
 
 
-def convergence(curves: pd.DataFrame, out_dir: Path | str) -> list[Path]:
+def convergence(curves: pd.DataFrame, out_dir: Path | str, labels=None) -> list[Path]:
+    """:func:`convergence_figure` written as PNG and PDF."""
+    return _save(convergence_figure(curves, labels), out_dir, "convergence")
+
+
+def convergence_figure(curves: pd.DataFrame, labels=None) -> Figure:
     """Training curves: one panel per curve metric (``loss`` by epoch, ``batch_loss`` by batch), one line
     per method and stage (mean over seeds, band ± std)."""
     if curves.empty:
@@ -167,7 +192,7 @@ def convergence(curves: pd.DataFrame, out_dir: Path | str) -> list[Path]:
     frame = curves.copy()
     if "dataset" in frame.columns:
         frame["dataset"] = frame["dataset"].map(_plain_dataset)
-    frame["method"] = _method_labels(frame, ("dataset", *_METHOD_COLUMNS, "T"))
+    frame["method"] = _method_labels(frame, ("dataset", *_METHOD_COLUMNS, "T"), labels)
     metrics = list(dict.fromkeys(frame["metric"]))
     figure, axes = _new_figure(len(metrics), width=5.0, height=3.4)
     for axis, metric in zip(axes, metrics, strict=True):
@@ -185,7 +210,7 @@ def convergence(curves: pd.DataFrame, out_dir: Path | str) -> list[Path]:
         axis.set_ylabel(metric.replace("_", " "))
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
-    return _save(figure, out_dir, "convergence")
+    return figure
 
 
 # -- qualitative panels ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 :func:`suite_table` turns the report's tidy frame (one row per cell × metric) into rows × columns as the
 suite's ``[table]`` says, each cell the mean ± std over seeds and folds, the paper's published value in a
 ``paper`` sub-column beside it, and a significance mark against the baseline row. The marks come from
-per-sample tests (:mod:`bench_suite.stats`): for one dataset and metric, a method and the baseline were
+per-sample tests (:mod:`bench_suite.results.stats`): for one dataset and metric, a method and the baseline were
 scored on the same test samples, so the default test is paired; ``stats="paper"`` reproduces the
 reference paper's unpaired one-sided procedure instead. All comparisons of one table are one family for
 the Holm correction. Which test ran on which comparison, and why, is in :func:`suite_tests`.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,10 +28,11 @@ import pandas as pd
 from bench_suite.core.errors import BenchSuiteError, unknown_name_message
 from bench_suite.core.metric_info import metric_info
 from bench_suite.core.params import label_matches, parse_label
-from bench_suite.experiment.suite import Suite
 from bench_suite.results.frames import CELL_COLUMNS, cell_identity, summarize_cells, tidy_frame
-from bench_suite.results.render import latex_escape
 from bench_suite.results.stats import Comparison, adjust, compare_paired, compare_unpaired_paper, significance_mark
+
+if TYPE_CHECKING:  # a suite is handed in; results never import the experiment room
+    from bench_suite.experiment.suite import Suite
 
 STATS_MODES = ("paired", "paper")
 IDENTITY = ("dataset", "model", "trainer", "neuron", "norm", "T", "variant")
@@ -496,216 +497,7 @@ def suite_tests(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(table.attrs.get("tests", []), columns=TEST_COLUMNS)
 
 
-# -- rendering ------------------------------------------------------------------------------------
-
-
-def _decimals(metric: str, values: Iterable[float]) -> int | None:
-    """3 decimals for [0, 1] scores (as the papers print them), 2 for dB, µJ and the like, None (3
-    significant digits) for large counts such as MACs and synaptic operations."""
-    finite = [abs(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not finite or max(finite) <= 1:
-        return 3
-    return 2 if max(finite) < 1e5 else None
-
-
-def _number(value: float, decimals: int | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.3g}" if decimals is None else f"{value:.{decimals}f}"
-
-
-def _layout(table: pd.DataFrame) -> dict[str, Any]:
-    """Formatted cells: per column group the measured text, bold flag, mark and paper text."""
-    columns = table.attrs.get("columns", list(table.columns.names[:-1]))
-    lower = set(table.attrs.get("lower_is_better", []))
-    col_keys = list(dict.fromkeys(c[:-1] for c in table.columns))
-    labels = table.attrs.get("column_labels", {})
-    groups = []
-    for col in col_keys:
-        metric = col[columns.index("metric")] if "metric" in columns else ""
-        means = table[(*col, "mean")].astype(float)
-        stds = table[(*col, "std")].astype(float)
-        papers = table[(*col, "paper")].astype(float)
-        decimals = _decimals(metric, [*means, *papers])
-        finite = means[np.isfinite(means)]
-        best_text = None
-        if len(finite) > 1:
-            best = finite.min() if metric in lower else finite.max()
-            best_text = _number(best, decimals)
-        cells = []
-        for mean, std, mark in zip(means, stds, table[(*col, "mark")], strict=True):
-            text = _number(mean, decimals)
-            cells.append({
-                "mean": text or "–", "std": _number(std, decimals) if text else "",
-                "bold": bool(text) and text == best_text, "mark": mark if isinstance(mark, str) else "",
-            })
-        groups.append({
-            "key": col, "labels": labels.get(json.dumps(list(map(_jsonable, col))), [str(v) for v in col]),
-            "cells": cells, "paper": [_number(p, decimals) for p in papers],
-            "has_paper": bool(np.isfinite(papers).any()),
-        })
-    return {"methods": list(table.index.get_level_values("method")), "groups": groups}
-
-
-def _legend(table: pd.DataFrame) -> list[str]:
-    tests = suite_tests(table)
-    lines = []
-    if table.attrs.get("baseline"):
-        procedure = ("paired per-sample test (Shapiro–Wilk on the differences → paired t or Wilcoxon)"
-                     if table.attrs.get("stats") == "paired" else
-                     "the paper's unpaired one-sided procedure (Shapiro–Wilk → t-test or Mann–Whitney U)")
-        lines.append(
-            f"Marks: * p < 0.05, ** p < 0.01, *** p < 0.001 against the baseline ({table.attrs['baseline']}) of the "
-            f"same dataset and metric; {procedure}; Holm-corrected across the table's {len(tests)} comparisons."
-        )
-    lines.append("Bold: best mean per column. Mean ± std over seeds/folds; 'paper': the published value.")
-    for value, note in table.attrs.get("published_notes", {}).items():
-        lines.append(f"Paper value {value}: {note}.")
-    unmatched = table.attrs.get("unmatched_published", [])
-    if unmatched:
-        described = []
-        for entry in unmatched:
-            where = [entry["dataset"] or "any dataset", *(f"{k}={v}" for k, v in entry["row"].items())]
-            if entry.get("T") is not None:
-                where.append(f"T={entry['T']}")
-            described.append(f"{' '.join(where)} {entry['metric']} = {entry['value']:g}")
-        shown = "; ".join(described)
-        lines.append(f"Published values with no measured counterpart in this run: {shown}.")
-    return lines
-
-
-def render_suite_markdown(table: pd.DataFrame, tests: bool = True) -> str:
-    """A GitHub table: measured ``mean ± std`` with marks, the paper value beside it; legend and tests."""
-    layout = _layout(table)
-
-    def esc(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("*", "\\*")
-
-    header, align = ["method"], ["---"]
-    for group in layout["groups"]:
-        name = " ".join(group["labels"])
-        header.append(name)
-        align.append("---:")
-        if group["has_paper"]:
-            header.append(f"{name} (paper)")
-            align.append("---:")
-    lines = [f"**{esc(table.attrs.get('caption', ''))}**", ""] if table.attrs.get("caption") else []
-    lines += ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join(align) + "|"]
-    for position, method in enumerate(layout["methods"]):
-        values = [esc(method)]
-        for group in layout["groups"]:
-            cell = group["cells"][position]
-            text = cell["mean"] if not cell["std"] else f"{cell['mean']} ± {cell['std']}"
-            text = f"**{text}**" if cell["bold"] else text
-            values.append(text + esc(cell["mark"]))
-            if group["has_paper"]:
-                values.append(group["paper"][position])
-        lines.append("| " + " | ".join(values) + " |")
-    lines += [""] + [esc(line) for line in _legend(table)]
-    frame = suite_tests(table)
-    if tests and not frame.empty:
-        lines += ["", "| dataset | method | vs | metric | test | n | p | p (Holm) | effect [95% CI] | reason |",
-                  "|---|---|---|---|---|---:|---:|---:|---:|---|"]
-        for record in frame.to_dict("records"):
-            effect = (f"{record['effect_name']} {_number(record['effect'], 2)} "
-                      f"[{_number(record['ci_low'], 2)}, {_number(record['ci_high'], 2)}]")
-            lines.append("| " + " | ".join(esc(x) for x in (
-                record["dataset"], record["method"], record["baseline"], record["metric"], record["test"],
-                record["n"], _p(record["p"]), _p(record["p_holm"]), effect, record["reason"])) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _p(p: float) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-_TEX_EXTRA = {"σ": r"$\sigma$", "µ": r"$\mu$", "μ": r"$\mu$", "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$",
-              "→": r"$\rightarrow$", "–": "--", "θ": r"$\theta$", "α": r"$\alpha$"}
-
-
-def _tex(text: Any) -> str:
-    escaped = latex_escape(str(text))
-    return "".join(_TEX_EXTRA.get(char, char) for char in escaped)
-
-
-def render_suite_latex(table: pd.DataFrame, label: str | None = None) -> str:
-    """A booktabs table: one header row per column dimension (spans merged), best in bold, marks as
-    superscripts, the paper value in its own sub-column."""
-    layout = _layout(table)
-    groups = layout["groups"]
-    widths = [2 if g["has_paper"] else 1 for g in groups]
-    any_paper = any(g["has_paper"] for g in groups)
-    n_levels = len(groups[0]["labels"]) if groups else 0
-    lines = [r"\begin{table}", r"\centering"]
-    if table.attrs.get("caption"):
-        lines.append(rf"\caption{{{_tex(table.attrs['caption'])}}}")
-    if label:
-        lines.append(rf"\label{{{label}}}")
-    lines += [rf"\begin{{tabular}}{{l{'r' * sum(widths)}}}", r"\toprule"]
-    for level in range(n_levels):
-        cells, rules, start, position = ["" if level < n_levels - 1 else "Method"], [], 0, 2
-        while start < len(groups):
-            end = start
-            prefix = [g["labels"][: level + 1] for g in groups]
-            while end + 1 < len(groups) and prefix[end + 1] == prefix[start] and level < n_levels - 1:
-                end += 1
-            span = sum(widths[start:end + 1])
-            text = _tex(groups[start]["labels"][level])
-            cells.append(rf"\multicolumn{{{span}}}{{c}}{{{text}}}" if span > 1 else text)
-            if span > 1 or level < n_levels - 1:
-                rules.append(rf"\cmidrule(lr){{{position}-{position + span - 1}}}")
-            position += span
-            start = end + 1
-        lines.append(" & ".join(cells) + r" \\")
-        if rules and (level < n_levels - 1 or any_paper):
-            lines.append(" ".join(rules))
-    if any_paper:
-        sub = [""]
-        for group in groups:
-            sub += ["ours", "paper"] if group["has_paper"] else [""]
-        lines.append(" & ".join(sub) + r" \\")
-    lines.append(r"\midrule")
-    for position, method in enumerate(layout["methods"]):
-        values = [_tex(method)]
-        for group in groups:
-            cell = group["cells"][position]
-            if cell["mean"] == "–":
-                values.append("--")
-            else:
-                body = cell["mean"] if not cell["std"] else rf"{cell['mean']} \pm {cell['std']}"
-                mark = rf"^{{{cell['mark']}}}" if cell["mark"] else ""
-                values.append(rf"\textbf{{\boldmath${body}{mark}$}}" if cell["bold"] else f"${body}{mark}$")
-            if group["has_paper"]:
-                values.append(group["paper"][position] or "--")
-        lines.append(" & ".join(values) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    legend = _legend(table)
-    if legend:
-        lines.append(r"\par\smallskip{\footnotesize " + " ".join(_tex(line) for line in legend) + "}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-def render_suite_csv(table: pd.DataFrame) -> str:
-    """Tidy: one row per method × column (dataset, metric, …) with mean, std, n, mark, paper, test, p."""
-    columns = table.attrs.get("columns", list(table.columns.names[:-1]))
-    col_keys = list(dict.fromkeys(c[:-1] for c in table.columns))
-    by_test = {(r["method"], r["column"]): r for r in table.attrs.get("tests", [])}
-    records = []
-    for row_position, row in enumerate(table.index):
-        row_coords = dict(zip(table.index.names, row, strict=True))
-        for col in col_keys:
-            n = table[(*col, "n")].iloc[row_position]
-            if not (isinstance(n, (int, float, np.integer, np.floating)) and n == n and n > 0):
-                continue
-            col_coords = dict(zip(columns, col, strict=True))
-            record = {**row_coords, **col_coords}
-            for field in VALUE_FIELDS:
-                record[field] = table[(*col, field)].iloc[row_position]
-            test = by_test.get((row_coords["method"], json.dumps(list(map(_jsonable, col)))))
-            record["test"] = test["test"] if test else ""
-            record["p_holm"] = test["p_holm"] if test else math.nan
-            records.append(record)
-    return pd.DataFrame(records).to_csv(index=False, na_rep="NaN", lineterminator="\n")
+def method_label(layout, coords: Mapping[str, Any]) -> str:
+    """The suite's display label (``MT+FT``) of a method given by its coordinates (trainer, neuron, …)."""
+    rows = [d for d in layout.rows if d in coords]
+    return _row_label(rows, tuple(coords[d] for d in rows), layout)

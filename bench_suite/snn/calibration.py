@@ -28,7 +28,9 @@ from bench_suite.core.requirements import spikingjelly
 from bench_suite.snn.convert import (
     NetworkStructure,
     activation_scale,
+    build_spiking_network,
     record_activations,
+    respike_name,
     scale_input_channels,
     scale_output,
 )
@@ -159,3 +161,41 @@ def balance_thresholds(
         folded = current.unsqueeze(0).expand(steps, *current.shape).reshape(steps * batch, *current.shape[1:])
         TimeFolded(body).run(folded)
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class BalancingSettings:
+    """How threshold balancing runs (validated here, shared by the ``tb`` norm and the three-stage trainer)."""
+
+    steps: int = 200  # simulated steps (Sengupta: 1000; the three-stage method stops early at 200)
+    scale: float = 0.7  # multiplies every balanced threshold (reference 0.7; 0.6–0.8)
+    samples: int = 4  # calibration samples used (memory grows with steps × samples; see FOLDED_ELEMENTS)
+    # 100: the maximum input (Sengupta's rule); below 100 that percentile of the inputs, which a few outliers
+    # cannot inflate (the 3-D hippocampus U-Net's last decoder layers have maxima ~25× their 99.9th percentile)
+    percentile: float = 100.0
+
+    def __post_init__(self) -> None:
+        if not 50 <= self.percentile <= 100:
+            raise ValueError(f"percentile must be between 50 and 100, got {self.percentile}")
+        if not 1 <= self.steps <= 5000:
+            raise ValueError(f"steps must be between 1 and 5000, got {self.steps}")
+        if not 0 < self.scale <= 2:
+            raise ValueError(f"scale must be in (0, 2], got {self.scale}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be at least 1, got {self.samples}")
+
+
+def threshold_balanced(
+    structure: NetworkStructure, calibration: torch.Tensor, make_neuron, settings: BalancingSettings
+) -> Normalized:
+    """Weights as trained, one balanced threshold per neuron site (× ``settings.scale``)."""
+    graph = copy.deepcopy(structure.graph)
+    network = build_spiking_network(structure, graph, make_neuron)
+    samples = samples_within_budget(settings.samples, settings.steps, calibration[0].numel())
+    by_module = balance_thresholds(network, calibration[:samples], settings.steps, make_neuron, settings.percentile)
+    # a ReLU's neuron sits at the ReLU's module path; a pool's re-spiking neuron has its own name
+    nodes = {n.name: n for n in structure.graph.graph.nodes}
+    thresholds = {site: by_module[nodes[site].target] * settings.scale for site in structure.sites}
+    for pool in structure.pools:
+        thresholds[pool] = by_module[respike_name(nodes[pool].target)] * settings.scale
+    return Normalized(graph, thresholds, by_module)

@@ -327,7 +327,7 @@ def cell_efficiency(
     total_macs = sum(macs.values())
     synops = sum(row["synops_per_sample"] for row in filled)
     synops_binary = sum(row["synops_binary_per_sample"] for row in filled)
-    # With an input coding (Poisson / ternary spikes, bench_suite.encoders) the encoder runs on each
+    # With an input coding (Poisson / ternary spikes, bench_suite.snn.encoders) the encoder runs on each
     # step's coded input instead of once: counted as T dense passes, an upper bound, because the input
     # spikes are not recorded and so cannot be counted as events.
     coded = getattr(network, "input_coding", None) is not None

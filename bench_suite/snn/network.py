@@ -40,10 +40,30 @@ class SpikingNetwork(nn.Module):
         # None: direct (static) coding, the first conv's output computed once for all steps; else an
         # object with encode(x, t, generator) giving each step's input (Poisson rate coding)
         self.input_coding = None
+        self.coding_seed = 0
         self.coding_generator = torch.Generator().manual_seed(0)
 
+    def restart_coding(self, seed: int | None = None) -> None:
+        """Restart the input coding's random stream (from ``coding_seed``), so that an evaluation gives the
+        same spikes however often the network was simulated before (training, earlier stages)."""
+        if seed is not None:
+            self.coding_seed = seed
+        self.coding_generator.manual_seed(self.coding_seed)
+
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
-        return [(n, m) for n, m in self.body.named_modules() if isinstance(m, SpikingNeuron)]
+        """Every neuron of the body in network order (the order of the traced graph, not of registration:
+        the re-spiking neurons after the pools are registered last but run inside the encoder)."""
+        modules = dict(self.body.named_modules())
+        found: dict[str, SpikingNeuron] = {}
+        for node in self.body.graph.nodes:
+            module = modules.get(node.target) if node.op == "call_module" else None
+            if isinstance(module, SpikingNeuron):
+                found.setdefault(node.target, module)
+        # neurons the graph does not call directly (inside a submodule) keep registration order, after
+        for name, module in modules.items():
+            if isinstance(module, SpikingNeuron) and name not in found:
+                found[name] = module
+        return list(found.items())
 
     def set_record(self, record: bool | str) -> None:
         """True: accumulate what ASF needs; "stats": also count events and spikes per layer."""

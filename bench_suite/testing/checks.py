@@ -430,6 +430,9 @@ def trainer_checks(trainer_cls: type, params: Any = None) -> Iterator[tuple[str,
         torch.manual_seed(0)
         again = trainer.run(_trainer_context(trainer, bundle))
         x = torch.from_numpy(np.stack([s.image for s in bundle.test]))
+        for trained in (state["trained"], again):
+            if trained.spiking is not None:
+                trained.spiking.restart_coding()  # random input coding: compare the same spike stream
         with torch.no_grad():
             first, second = state["trained"](x), again(x)
         _expect(torch.allclose(first, second, atol=1e-5), "two runs with the same seed give different networks")

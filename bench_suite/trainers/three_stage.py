@@ -25,8 +25,7 @@ import torch
 from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.errors import BenchSuiteError
 from bench_suite.core.surrogates import make_surrogate
-from bench_suite.norms.threshold_balance import TBParams, ThresholdBalancing
-from bench_suite.snn.calibration import samples_within_budget
+from bench_suite.snn.calibration import BalancingSettings, samples_within_budget, threshold_balanced
 from bench_suite.snn.convert import analyse, build_spiking_network
 from bench_suite.snn.encoders import make_encoder
 from bench_suite.snn.network import TrainedNetwork
@@ -52,7 +51,7 @@ class ThreeStageParams:
     def __post_init__(self) -> None:
         if self.conversion_steps < 0:
             raise ValueError(f"conversion_steps must not be negative (0 = the cell's T), got {self.conversion_steps}")
-        TBParams(steps=self.conversion_steps or 200, scale=self.tb_scale, percentile=self.tb_percentile)
+        BalancingSettings(steps=self.conversion_steps or 200, scale=self.tb_scale, percentile=self.tb_percentile)
         if self.surrogate_alpha <= 0:
             raise ValueError(f"surrogate_alpha must be positive, got {self.surrogate_alpha}")
         if not 0 < self.output_threshold < 1:
@@ -82,8 +81,8 @@ class ThreeStageTrainer:
         ann = ctx.get_ann(loss=p.loss)
         calibration = patches.calibration(ctx.profile.calibration_samples)
         structure = analyse(ann, calibration)
-        tb = TBParams(steps=p.conversion_steps or ctx.time_steps, scale=p.tb_scale, percentile=p.tb_percentile)
-        balanced = ThresholdBalancing(tb).normalize(structure, calibration, make_neuron=ctx.make_neuron)
+        tb = BalancingSettings(steps=p.conversion_steps or ctx.time_steps, scale=p.tb_scale, percentile=p.tb_percentile)
+        balanced = threshold_balanced(structure, calibration, ctx.make_neuron, tb)
         ctx.info["thresholds"] = balanced.thresholds
         ctx.info["tb_samples"] = samples_within_budget(tb.samples, tb.steps, calibration[0].numel())
         ctx.info["tb_steps"] = tb.steps
@@ -91,7 +90,7 @@ class ThreeStageTrainer:
         if p.encoder != "direct":
             network.input_coding = RescaledCoding.fit(make_encoder(p.encoder), patches.images, p.encoder)
             network.input_coding.absorb_into(network.encoder)
-            network.coding_generator.manual_seed(ctx.seed)
+            network.restart_coding(ctx.seed)
             coding = network.input_coding
             ctx.info["input_coding"] = {"encoder": p.encoder, "shift": coding.shift, "scale": coding.scale}
         converted = TrainedNetwork(copy.deepcopy(network).eval(), ctx.time_steps, p.output_threshold)

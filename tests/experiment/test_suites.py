@@ -74,8 +74,8 @@ def test_fast_smoke_profiles_stay_tiny(name):
     profile = resolve_profile("smoke", suite.overrides("smoke"))
     assert len(cells) <= 8
     assert max(cell.time_steps for cell in cells) <= 6
-    assert profile.ann_epochs == 1 and profile.asf_epochs == 1 and profile.dt_epochs == 1
-    assert profile.patches_per_image <= 8
+    assert profile.asf_epochs == 1 and profile.dt_epochs == 1 and profile.calibration_samples <= 8
+    assert profile.ann_epochs == PROFILES["smoke"].ann_epochs  # the smoke ANN learns (see core/profiles.py)
 
 
 def test_table2_published_values_match_the_spec():
@@ -102,7 +102,7 @@ def test_grids_are_a_union_and_profiles_replace_per_kind():
     assert [spec.time_steps for spec in paper] == [(10,), (50,), (20,)]
     smoke = suite.run_specs("smoke")
     assert {spec.choices["dataset"][0].name for spec in smoke} == {"demo-vessels"}
-    assert smoke[0].overrides["ann_epochs"] == "1"
+    assert smoke[0].overrides == {"calibration_samples": "8", "asf_epochs": "1", "dt_epochs": "1"}
     # three grids collapse into one set of cells on demo data: ANN + 3 neurons × (DT, FT)
     assert len(suite.cells("smoke", get_registry())) == 7
     three = load_suite("three-stage/table1")

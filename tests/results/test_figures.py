@@ -77,3 +77,39 @@ def test_qualitative_panels(tmp_path):
     assert_written(paths, "denoise")
     with pytest.raises(BenchSuiteError, match="1 images in 'bad' but 2 inputs"):
         figures.qualitative_panels(image, truth, {"bad": truth[:1]}, tmp_path)
+
+
+def test_firing_rate_figure_names_what_it_plots_in_network_order_with_suite_labels():
+    layers = ["down.0.1", "pools_0_respike", "down.1.1", "up_blocks.0.1"]  # positions: network order
+    rows = [{"dataset": "drive", "model": "unet2d", "trainer": "asf", "neuron": neuron, "norm": "cw", "T": 10,
+             "variant": "", "seed": 0, "position": position, "layer": layer, "kind": "MTNeuron", "neurons": 100,
+             "time_steps": 10, "events": 10.0, "spikes": 20.0 * (position + 1), "synops": 1.0, "samples": 1}
+            for neuron in ("mt", "if") for position, layer in enumerate(layers)]
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # stored rows in any order
+    labels = {"mt": "MT+FT", "if": "IF+FT"}
+    figure = figures.firing_rate_figure(frame, labels=lambda coords: labels[coords["neuron"]])
+    (axis,) = figure.axes
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == layers
+    assert axis.get_ylabel() == "binary spikes / neuron / step (one per fired MT or ML level)"
+    assert sorted(text.get_text() for text in axis.get_legend().get_texts()) == ["IF+FT", "MT+FT"]
+    # heights are level spikes per neuron per step: 20·(position+1) / (100 neurons · 10 steps)
+    bars = sorted(axis.patches, key=lambda bar: bar.get_x())[:2]
+    assert [round(bar.get_height(), 3) for bar in bars] == [0.02, 0.02]
+
+
+def test_stored_layer_positions_follow_the_traced_graph():
+    import torch
+
+    from bench_suite.neurons.integrate_fire import IFNeuron
+    from bench_suite.snn.convert import analyse, build_spiking_network
+    from bench_suite.testing.checks import tiny_task, tiny_unet
+
+    model = tiny_unet(tiny_task()).eval()
+    x = torch.rand(1, 1, 16, 16)
+    structure = analyse(model, x)
+    network = build_spiking_network(structure, structure.graph, lambda t, c: IFNeuron(None, t, c))
+    names = [name for name, _ in network.neurons()]
+    called = [n.target for n in network.body.graph.nodes if n.op == "call_module" and n.target in names]
+    assert names == list(dict.fromkeys(called))
+    # the first pool's re-spiking neuron runs right after the first block, not after the decoder
+    assert names.index("pools_0_respike") == 2 and names[:2] == ["down.0.1", "down.0.3"]

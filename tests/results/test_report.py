@@ -160,9 +160,9 @@ def test_markdown_bold_best_ann_dash_and_failed_cell(store: ResultStore, run_id:
     ann = next(line for line in lines if "| ann |" in line)
     assert "| - | - | - |" in ann  # neuron, norm and T
     mt = next(line for line in lines if "| mt |" in line)
-    assert "**0.8600 ± 0.0141**" in mt
+    assert "**0.860 ± 0.014**" in mt
     rs = next(line for line in lines if "| rs |" in line)
-    assert "0.7200 ± 0.0141" in rs and "**0.7200" not in rs
+    assert "0.720 ± 0.014" in rs and "**0.720" not in rs
     failed = next(line for line in lines if "| ml |" in line)
     assert "failed (seed 0): simulation diverged" in failed
     assert "more detail" not in failed
@@ -176,9 +176,9 @@ def test_latex_booktabs_bold_and_escaping(store: ResultStore, run_id: str) -> No
     header = next(line for line in text.splitlines() if line.startswith("dataset &"))
     f1 = header.split(" & ").index("F1")
     mt = next(line for line in text.splitlines() if line.startswith("drive & asf & mt")).split(" & ")
-    assert mt[f1] == r"\textbf{\boldmath$0.8600 \pm 0.0141$}"
+    assert mt[f1] == r"\textbf{\boldmath$0.860 \pm 0.014$}"
     rs = next(line for line in text.splitlines() if line.startswith("drive & asf & rs")).split(" & ")
-    assert rs[f1] == r"$0.7200 \pm 0.0141$"
+    assert rs[f1] == r"$0.720 \pm 0.014$"
     assert r"\emph{failed (seed 0): simulation diverged" in text
     assert "F1 (pooled)" in text
 
@@ -192,14 +192,14 @@ def test_single_seed_shows_mean_only_and_escapes(store: ResultStore) -> None:
     summary = summary_table(tidy_frame(store, run_id))
     latex = render_latex(summary)
     assert r"dataset & trainer & neuron & norm & $T$ & PSNR & SSIM \\" in latex
-    assert r"bsd\_68 & asf & mt & cw & 10 & 28.71 & \textbf{0.8100} \\" in latex
-    assert r"bsd\_68 & asf & rs & cw & 10 & \textbf{28.90} & 0.7900 \\" in latex
+    assert r"bsd\_68 & asf & mt & cw & 10 & 28.71 & \textbf{0.810} \\" in latex
+    assert r"bsd\_68 & asf & rs & cw & 10 & \textbf{28.90} & 0.790 \\" in latex
     markdown = render_markdown(summary)
-    assert "| bsd_68 | asf | mt | cw | 10 | 28.71 | **0.8100** |" in markdown
+    assert "| bsd_68 | asf | mt | cw | 10 | 28.71 | **0.810** |" in markdown
 
 
 def test_lower_is_better_metrics_bold_the_minimum(store: ResultStore, monkeypatch) -> None:
-    monkeypatch.setitem(METRICS, "hd95", MetricInfo("HD95", higher_is_better=False))
+    monkeypatch.setitem(METRICS, "hd95", MetricInfo("HD95", higher_is_better=False, decimals=2))
     run_id = store.create_run({}, {})
     for kind, hd95 in [("mt", 3.5), ("rs", 2.25)]:
         cell_id = store.start_cell(run_id, kind, cell_config(kind, 0))

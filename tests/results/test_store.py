@@ -86,7 +86,10 @@ def test_folder_and_wal_mode(tmp_path: Path) -> None:
             assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
 
 
-def test_finish_cell_reads_back(store: ResultStore, run_id: str) -> None:
+def test_finish_cell_reads_back(store: ResultStore, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a frozen clock: start_cell reads it once, finish_cell once, so the duration is known exactly
+    clock = iter(["2026-01-02T03:04:05.250+00:00", "2026-01-02T03:04:17.750+00:00"])
+    monkeypatch.setattr("bench_suite.results.store._now", lambda: next(clock))
     cell_id = store.start_cell(run_id, "drive/mt/seed0", config())
     store.finish_cell(
         cell_id,
@@ -113,7 +116,11 @@ def test_finish_cell_reads_back(store: ResultStore, run_id: str) -> None:
     assert len(cells) == 1
     cell = cells.iloc[0]
     assert (cell["cell_id"], cell["cell_key"], cell["status"]) == (cell_id, "drive/mt/seed0", "done")
-    assert cell["duration_s"] >= 0
+    assert (cell["started"].isoformat(), cell["finished"].isoformat()) == (
+        "2026-01-02T03:04:05.250000+00:00",
+        "2026-01-02T03:04:17.750000+00:00",
+    )
+    assert cell["duration_s"] == 12.5
     assert (cell["train_s"], cell["evaluate_s"]) == (12.5, 3.0)
     for key in ("dataset", "model", "neuron", "norm", "trainer", "T", "seed", "profile"):
         assert cell[key] == config()[key]

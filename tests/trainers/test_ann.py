@@ -23,11 +23,16 @@ def test_one_logit_head_starts_at_the_foreground_prior():
     assert torch.sigmoid(net.head.bias).item() == pytest.approx(0.25)
 
 
-def test_two_logit_and_denoising_heads_are_left_alone():
+def test_two_logit_heads_start_at_the_prior_and_others_are_left_alone():
     two = Net(2)
-    before = two.head.bias.clone()
-    init_foreground_prior(two, SimpleNamespace(targets=torch.ones(1, 2, 2)))
-    assert torch.equal(two.head.bias, before)
+    targets = torch.tensor([[[1, 0], [0, 0]]])  # foreground fraction 1/4
+    init_foreground_prior(two, SimpleNamespace(targets=targets))
+    assert torch.allclose(two.head.bias, torch.tensor([0.0, math.log(1 / 3)]))
+    assert torch.allclose(torch.softmax(two.head.bias, 0)[1], torch.tensor(0.25))
+    three = Net(3)
+    before = three.head.bias.clone()
+    init_foreground_prior(three, SimpleNamespace(targets=torch.tensor([[[2, 0], [1, 0]]])))  # multi-class
+    assert torch.equal(three.head.bias, before)
     one = Net(1)
     before = one.head.bias.clone()
     init_foreground_prior(one, SimpleNamespace(targets=None))  # denoising: no class targets
