@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +18,7 @@ class MetricInfo:
     higher_is_better: bool = True
     shown: bool = True  # False for helper values (confusion counts) kept per sample for pooling
     decimals: int | None = 3  # None: 3 significant digits (large counts)
+    aggregate: str = "mean"  # how a cell summarises its samples: "mean", or "sum" for counts of samples
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -26,12 +28,16 @@ METRICS: dict[str, MetricInfo] = {
     "f1_pooled": MetricInfo("F1 (pooled)"),
     "jaccard_pooled": MetricInfo("JS (pooled)"),
     "accuracy_pooled": MetricInfo("ACC (pooled)"),
-    "miou": MetricInfo("mIoU"),
+    "miou_pooled": MetricInfo("mIoU (dataset)"),
+    "miou": MetricInfo("mIoU (per-image)"),
     "psnr": MetricInfo("PSNR", decimals=2),
     "dice": MetricInfo("Dice 3-D"),
     "dice_2d": MetricInfo("Dice 2-D"),
     "hd95": MetricInfo("HD95 (mm)", higher_is_better=False, decimals=2),
     "assd": MetricInfo("ASSD (mm)", higher_is_better=False, decimals=2),
+    # per sample: how many of its (class) masks were scored with the empty-prediction penalty (HD95 and
+    # ASSD = the volume diagonal); per cell: their sum, shown beside HD95 / ASSD
+    "penalised": MetricInfo("empty pred. (count)", higher_is_better=False, decimals=None, aggregate="sum"),
     "ssim": MetricInfo("SSIM"),
     "macs": MetricInfo("MACs", higher_is_better=False, decimals=None),
     "synops": MetricInfo("SynOps", higher_is_better=False, decimals=None),
@@ -44,10 +50,16 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
+#: per-class confusion counts of a multi-class sample (``iou_tp_3``): kept for the dataset-level mIoU
+CLASS_COUNT = re.compile(r"^iou_(tp|fp|fn)_(\d+)$")
+
+
 def metric_info(name: str) -> MetricInfo:
     """The metric's info; a stage prefix (``converted/dice``) shares the metric's, an unknown name gets 3
     decimals below 1 and 2 above (see :func:`format_value`)."""
     stage, _, base = name.rpartition("/")
+    if CLASS_COUNT.match(base):
+        return MetricInfo(base, shown=False)
     if base in METRICS:
         info = METRICS[base]
         return dataclasses.replace(info, label=f"{info.label} ({stage})") if stage else info

@@ -49,9 +49,12 @@ PROFILE_CAPS: dict[str, tuple[int | None, int | None]] = {
 
 @dataclasses.dataclass
 class VolumeSample(Sample):
-    """A volume: image float32 ``[1, D, H, W]``, target int64 ``[D, H, W]``, and the voxel spacing in mm."""
+    """A volume: image float32 ``[1, D, H, W]``, target int64 ``[D, H, W]``, the voxel spacing in mm, and
+    the orientation of its array axes (``nibabel.aff2axcodes`` of the image affine, e.g. ``("R", "A", "S")``;
+    None when unknown), which names the axial slice axis for 2-D Dice."""
 
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    orientation: tuple[str, str, str] | None = None
 
 
 def _check_split_params(box: tuple[int, ...], folds: int, fold: int) -> None:
@@ -239,7 +242,13 @@ class _NiftiDataset:
         target = np.zeros(box, dtype=np.int64)
         target[destination] = self._target(label[source])
         lost = int(np.count_nonzero(label)) - int(np.count_nonzero(label[source]))
-        sample = VolumeSample(id=pair[0], image=volume[None], target=target, spacing=spacing)
+        try:  # the header only (nibabel loads lazily); boxing keeps the array axes, so their codes hold
+            codes = tuple(str(c) for c in nib.aff2axcodes(nib.load(str(pair[1])).affine))
+            orientation = codes if len(codes) == 3 and None not in codes and "None" not in codes else None
+        except Exception:  # no usable affine: the slice axis falls back to axis 0, as volume_metrics states
+            orientation = None
+        sample = VolumeSample(id=pair[0], image=volume[None], target=target, spacing=spacing,
+                              orientation=orientation)
         return sample, lost
 
     def folds(self, ids: list[str]) -> list[list[str]]:
@@ -361,9 +370,17 @@ class Hippocampus(_NiftiDataset):
     FOLDERS = ("Task04_Hippocampus",)
     ALLOWED = (0, 1, 2)
     HOW_TO_GET = (
-        "download Task04_Hippocampus.tar from the Medical Segmentation Decathlon and unpack it into "
-        "<data_root>/ so that <data_root>/Task04_Hippocampus/imagesTr and labelsTr exist"
+        "run `bench-suite data fetch hippocampus`, or download Task04_Hippocampus.tar from the Medical "
+        "Segmentation Decathlon (medicaldecathlon.com) and unpack it into <data_root>/ so that "
+        "<data_root>/Task04_Hippocampus/imagesTr and labelsTr exist"
     )
+    #: the MSD archive as MONAI's DecathlonDataset downloads it, with the MD5 MONAI publishes (sources/)
+    DOWNLOAD = {
+        "base_url": "https://msd-for-monai.s3-us-west-2.amazonaws.com/",
+        "registry": "hippocampus.txt",
+        "unpack": "tar",
+        "into": {"Task04_Hippocampus": "Task04_Hippocampus"},
+    }
     LAYOUTS = (("imagesTr", "labelsTr"), ("images", "labels"))
 
     def _layout_hint(self) -> str:
@@ -409,8 +426,8 @@ class ADNI(_NiftiDataset):
     ALLOWED = None
     HOW_TO_GET = (
         "ADNI data needs an approved application to the Alzheimer's Disease Neuroimaging Initiative (ADNI, LONI "
-        "Image and Data Archive); export hippocampus image/mask pairs as NIfTI into <data_root>/ADNI/ as "
-        "<id>_image.nii.gz + <id>_mask.nii.gz, or as images/ + masks/ with the same names"
+        "Image and Data Archive, adni.loni.usc.edu); export hippocampus image/mask pairs as NIfTI into "
+        "<data_root>/ADNI/ as <id>_image.nii.gz + <id>_mask.nii.gz, or as images/ + masks/ with the same names"
     )
 
     def _layout_hint(self) -> str:

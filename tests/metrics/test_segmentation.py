@@ -5,10 +5,13 @@ import pytest
 
 from bench_suite.metrics.segmentation import (
     binary_segmentation_metrics,
+    class_counts,
     confusion_matrix,
+    miou_from_class_counts,
     miou_from_confusion,
     multiclass_iou,
     pooled_binary_metrics,
+    pooled_metrics,
 )
 
 PRED = np.array([[1, 0, 1], [1, 1, 0], [0, 0, 1]])
@@ -104,3 +107,41 @@ def test_miou_pooled_from_summed_confusion_matrices():
 def test_miou_rejects_out_of_range_classes():
     with pytest.raises(ValueError, match="outside"):
         multiclass_iou(np.array([[0, 5]]), np.array([[0, 1]]), 2)
+
+
+# -- issue 14: dataset-level mIoU, ignore_label, one pooling rule -------------------------------------
+
+
+def test_per_class_counts_give_the_dataset_level_miou():
+    # image 1: class 0 IoU 2/3, class 1 IoU 1/2 (mIoU 7/12); image 2: only class 1, IoU 1 (mIoU 1)
+    first = multiclass_iou(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1]), 2, with_counts=True)
+    second = multiclass_iou(np.ones(4, int), np.ones(4, int), 2, with_counts=True)
+    assert first["miou"] == pytest.approx(7 / 12) and second["miou"] == 1.0
+    assert {k: first[k] for k in ("iou_tp_0", "iou_fp_0", "iou_fn_0")} == {"iou_tp_0": 2, "iou_fp_0": 0, "iou_fn_0": 1}
+    summed = {k: first[k] + second[k] for k in first if k.startswith("iou_")}
+    assert pooled_metrics(summed)["miou_pooled"] == pytest.approx((2 / 3 + 5 / 6) / 2)  # 0.75, not 19/24
+    total = confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1]), 2) + confusion_matrix(
+        np.ones(4, int), np.ones(4, int), 2)
+    assert miou_from_confusion(total) == pytest.approx(pooled_metrics(summed)["miou_pooled"])
+    assert class_counts(total) == summed
+
+
+def test_ignore_label_pixels_are_not_counted():
+    target = np.array([[0, 1, 255], [1, 255, 0]])
+    pred = np.array([[0, 1, 1], [0, 0, 0]])
+    m = multiclass_iou(pred, target, 2, ignore_label=255, with_counts=True)
+    # counted: (0,0) (0,1) (1,0) (1,2): class 0 tp 2 fp 1 fn 0 → 2/3; class 1 tp 1 fp 0 fn 1 → 1/2
+    assert m["miou"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert (m["iou_tp_1"], m["iou_fn_1"]) == (1, 1)
+    with pytest.raises(ValueError, match="outside 0..1"):
+        multiclass_iou(pred, target, 2)  # without ignore_label the void class is out of range
+
+
+def test_one_pooling_rule_for_binary_and_multiclass_counts():
+    assert pooled_metrics({"tp": 0, "fp": 0, "fn": 0, "tn": 9}) == {
+        "f1_pooled": 1.0, "jaccard_pooled": 1.0, "accuracy_pooled": 1.0}
+    assert pooled_binary_metrics(0, 0, 0, 0)["f1_pooled"] == 1.0
+    assert math.isnan(pooled_binary_metrics(0, 0, 0, 0)["accuracy_pooled"])
+    assert math.isnan(pooled_metrics({"tp": 1, "fp": math.nan, "fn": 0})["f1_pooled"])  # unknown, not smaller
+    assert "accuracy_pooled" not in pooled_metrics({"tp": 1, "fp": 0, "fn": 0})
+    assert math.isnan(miou_from_class_counts([0, 0], [0, 0], [0, 0]))  # no class present

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bench_suite.metrics.volume import mean_over_classes, volume_diagonal, volume_metrics
+from bench_suite.metrics.volume import mean_over_classes, slice_axis, volume_diagonal, volume_metrics
 
 ANISO = (2.0, 1.0, 1.0)
 
@@ -76,25 +76,28 @@ def test_empty_prediction_is_the_worst_case():
     target = _cube()
     m = volume_metrics(np.zeros_like(target), target, ANISO)
     worst = math.sqrt(12**2 + 6**2 + 6**2)
-    assert m == pytest.approx({"dice": 0.0, "dice_2d": 0.0, "jaccard": 0.0, "hd95": worst, "assd": worst})
+    assert m == pytest.approx({"dice": 0.0, "dice_2d": 0.0, "jaccard": 0.0, "hd95": worst, "assd": worst,
+                               "penalised": 1.0})
 
 
 def test_empty_target_with_a_prediction_is_the_worst_case():
     pred = _cube()
     m = volume_metrics(pred, np.zeros_like(pred), ANISO)
     worst = math.sqrt(12**2 + 6**2 + 6**2)
-    assert m == pytest.approx({"dice": 0.0, "dice_2d": 0.0, "jaccard": 0.0, "hd95": worst, "assd": worst})
+    assert m == pytest.approx({"dice": 0.0, "dice_2d": 0.0, "jaccard": 0.0, "hd95": worst, "assd": worst,
+                               "penalised": 1.0})
 
 
 def test_both_empty_is_a_perfect_answer():
     empty = np.zeros((3, 4, 4), dtype=bool)
     m = volume_metrics(empty, empty, ANISO)
-    assert m == {"dice": 1.0, "dice_2d": 1.0, "jaccard": 1.0, "hd95": 0.0, "assd": 0.0}
+    assert m == {"dice": 1.0, "dice_2d": 1.0, "jaccard": 1.0, "hd95": 0.0, "assd": 0.0, "penalised": 0.0}
 
 
 def test_identical_masks():
     m = volume_metrics(_cube(), _cube(), ANISO)
-    assert m == pytest.approx({"dice": 1.0, "dice_2d": 1.0, "jaccard": 1.0, "hd95": 0.0, "assd": 0.0})
+    assert m == pytest.approx({"dice": 1.0, "dice_2d": 1.0, "jaccard": 1.0, "hd95": 0.0, "assd": 0.0,
+                               "penalised": 0.0})
 
 
 def test_mean_over_classes_averages_each_class_under_the_policy():
@@ -110,7 +113,8 @@ def test_mean_over_classes_averages_each_class_under_the_policy():
     assert m["jaccard"] == pytest.approx((class1["jaccard"] + 0.0) / 2)
     assert m["hd95"] == pytest.approx((class1["hd95"] + worst) / 2)
     assert m["assd"] == pytest.approx((class1["assd"] + worst) / 2)
-    assert set(m) == {"dice", "dice_2d", "jaccard", "hd95", "assd"}
+    assert set(m) == {"dice", "dice_2d", "jaccard", "hd95", "assd", "penalised"}
+    assert m["penalised"] == 1.0  # one of the two classes was scored with the worst-case distance
 
 
 def test_bad_inputs_raise():
@@ -123,3 +127,29 @@ def test_bad_inputs_raise():
         volume_metrics(vol, vol, (1.0, 0.0, 1.0))
     with pytest.raises(ValueError, match="at least one class"):
         mean_over_classes(vol, vol, ANISO, classes=())
+
+
+# -- issue 14: slices named by the orientation, penalised subjects counted ----------------------------
+
+
+def test_dice_2d_slices_are_axial_by_the_orientation():
+    # an RAS volume (MSD Task04): axis 0 is left–right (sagittal slices), axis 2 inferior–superior (axial)
+    target = np.zeros((4, 4, 3), dtype=bool)
+    target[1:3, 1:3, 0:2] = True  # a 2×2 square on axial slices k = 0 and 1
+    pred = np.zeros_like(target)
+    pred[1:3, 1:3, 0] = True  # found on axial slice 0 only
+    axial = volume_metrics(pred, target, (1, 1, 1), orientation=("R", "A", "S"))
+    assert axial["dice_2d"] == pytest.approx((1.0 + 0.0) / 2)  # axial slice 0: Dice 1; slice 1: Dice 0
+    along_axis_0 = volume_metrics(pred, target, (1, 1, 1))  # no orientation: slices across axis 0
+    assert along_axis_0["dice_2d"] == pytest.approx(2 * 2 / (2 + 4))  # two sagittal slices, each Dice 2/3
+    assert slice_axis(("R", "A", "S")) == 2 and slice_axis(("L", "P", "S")) == 2 and slice_axis(("S", "R", "A")) == 0
+    assert slice_axis(("I", "L", "P")) == 0 and slice_axis(None) == 0
+    with pytest.raises(ValueError, match="no superior–inferior axis"):
+        slice_axis(("R", "A", "P"))
+
+
+def test_penalised_counts_classes_scored_with_the_volume_diagonal():
+    target = _cube()
+    target[0, 0, 0] = 2
+    pred = np.zeros_like(target)  # both classes missed
+    assert mean_over_classes(pred, target, ANISO, classes=(1, 2))["penalised"] == 2.0

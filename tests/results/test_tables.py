@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,14 @@ from bench_suite.core.errors import BenchSuiteError
 from bench_suite.core.tasks import stable_seed
 from bench_suite.experiment.suite import load_suite
 from bench_suite.results.frames import CELL_COLUMNS
-from bench_suite.results.render import render_suite_csv, render_suite_latex, render_suite_markdown
+from bench_suite.results.render import (
+    render_suite_csv,
+    render_suite_latex,
+    render_suite_markdown,
+)
 from bench_suite.results.store import ResultStore
 from bench_suite.results.tables import (
+    EFFECT_SIGN,
     TEST_COLUMNS,
     baseline_comparisons,
     suite_frames,
@@ -84,12 +90,15 @@ def test_table2_marks_clear_differences_and_not_equal_methods():
     assert cell(table, "MT+FT", "drive", "f1", field="mark") == ""  # same level as the ANN
     assert cell(table, "U-Net", "drive", "f1", field="mark") == ""  # the baseline itself
     tests = suite_tests(table)
-    assert list(tests.columns) == TEST_COLUMNS
-    assert len(tests) == 18  # 6 spiking rows × 3 datasets, one Holm family
+    assert list(tests.columns) == [*TEST_COLUMNS, "column"]
+    per_sample = tests[tests["level"] == "per-sample"]
+    assert len(per_sample) == 18  # 6 spiking rows × 3 datasets, one Holm family per level
+    assert (tests["level"] == "replicate").sum() == 18  # two seeds: the replicate-level test beside each
+    assert set(per_sample["family_size"]) == {18}
     assert (tests["p_holm"] >= tests["p"]).all()
-    ml = tests[(tests["method"] == "ML+FT") & (tests["dataset"] == "drive")].iloc[0]
-    assert ml["baseline"] == "U-Net" and ml["direction"] == "worse" and ml["test"] != "none"
-    assert "Shapiro" in ml["reason"]
+    ml = per_sample[(per_sample["method"] == "ML+FT") & (per_sample["dataset"] == "drive")].iloc[0]
+    assert ml["baseline"] == "U-Net" and ml["direction"] == "worse" and ml["test"] == "Student t-test"
+    assert "Shapiro" in ml["reason"] and ml["effect"] < 0 and ml["difference"] == pytest.approx(-0.10, abs=0.01)
 
 
 def test_identical_values_get_no_mark():
@@ -101,7 +110,8 @@ def test_identical_values_get_no_mark():
     assert list(table.index.get_level_values("method")) == ["MT+FT", "ML+FT", "RS+FT"]
     assert cell(table, "RS+FT", "drive", "f1", field="mark") == ""
     assert cell(table, "ML+FT", "drive", "f1", field="mark") != ""
-    tests = suite_tests(table).set_index("method")
+    tests = suite_tests(table)
+    tests = tests[tests["level"] == "per-sample"].set_index("method")
     assert tests.loc["RS+FT", "test"] == "none" and "identical" in tests.loc["RS+FT", "reason"]
     assert tests.loc["ML+FT", "baseline"] == "MT+FT"
 
@@ -119,9 +129,12 @@ def test_table7_layout_published_and_paper_statistics():
     assert cell(table, "ML+FT", "drive", "f1", field="paper") == 0.740
     assert math.isnan(cell(table, "ML+FT", "em", "f1", field="paper"))
     tests = suite_tests(table)
+    tests = tests[tests["level"] == "per-sample"]
     assert len(tests) == 6
     assert set(tests["test"]) == {"Student t-test"}  # normal groups: the procedure picks the t-test
-    assert all(r.startswith("one-sided, baseline better") for r in tests["reason"])
+    assert set(tests["alternative"]) == {"less"}  # one-sided: the method below the baseline (MT+FT)
+    assert all("paper procedure, unpaired" in r and "diagnostic" in r for r in tests["reason"])
+    assert (tests["effect"] < 0).all()  # worse than the baseline: negative, as in paired mode
     # the paper's unpaired test sees the 0.06 gap through the per-image spread (sd 0.035): still significant
     assert cell(table, "ML+FT", "drive", "f1", field="mark") != ""
 
@@ -146,16 +159,23 @@ def test_renderers():
     assert "| method | DRIVE (T=10) F1 | DRIVE (T=10) F1 (paper) |" in markdown
     assert "| U-Net | **0.800 ± 0.000** | 0.806 | 0.800 ± 0.000 | 0.948 | **0.801 ± 0.000** | 0.620 |" in markdown
     assert "| ML+FT | 0.700 ± 0.000\\*\\*\\* | 0.740 | 0.700 ± 0.001\\*\\*\\* | – |" in markdown
-    assert "\\*\\*\\*" in markdown and "Holm" in markdown and "paired t-test" in markdown
+    assert "\\*\\*\\*" in markdown and "Holm family 'per-sample: all': 18 tested comparisons" in markdown
+    assert "Student t-test" in markdown and "mixed model" in markdown and "positive = the method is better" in markdown
     latex = render_suite_latex(table, label="tab:t2", tests=False)
     assert latex.count(r"\toprule") == 1 and r"\bottomrule" in latex and r"\label{tab:t2}" in latex
     with_tests = render_suite_latex(table, label="tab:t2")
-    assert with_tests.count(r"\toprule") == 2 and r"\label{tab:t2-tests}" in with_tests
+    assert with_tests.count(r"\toprule") == 3 and r"\label{tab:t2-tests}" in with_tests  # + Friedman tests
+    assert r"\label{tab:t2-friedman}" in with_tests
     assert "^{***}" in latex and r"\textbf{\boldmath$" in latex and "ours & paper" in latex
     assert r"\multicolumn{2}{c}{DRIVE (T=10)}" in latex
     frame = pd.read_csv(io.StringIO(render_suite_csv(table)))
     assert len(frame) == 7 * 3
     assert {"method", "dataset", "metric", "mean", "std", "n", "mark", "paper", "test", "p_holm"} <= set(frame.columns)
+    assert {"reason", "test_n", "p", "family_size", "effect", "ci_low", "ci_high", "effect_sign", "normality_p",
+            "replicate_test", "replicate_p", "replicate_p_holm", "replicate_df"} <= set(frame.columns)
+    ml = frame[(frame["method"] == "ML+FT") & (frame["dataset"] == "drive")].iloc[0]
+    assert ml["test"] == "Student t-test" and ml["p"] < 1e-3 and ml["effect"] < 0 and ml["effect_sign"] == EFFECT_SIGN
+    assert ml["replicate_test"].startswith("mixed model") and ml["test_n"] == "20/20"
     drive_ann = frame[(frame["method"] == "U-Net") & (frame["dataset"] == "drive")].iloc[0]
     assert drive_ann["paper"] == 0.806
 
@@ -187,13 +207,18 @@ def test_baseline_comparisons_for_any_run():
     assert ml_dt["baseline"] == "dt mt T=10"  # the MT cell that agrees on trainer and T
     assert not frame["method"].str.startswith("ann").any()  # the ANN has no neuron to compare
     paper = baseline_comparisons(per_sample, "trainer=ann", stats="paper")
-    assert len(paper) == 18 and paper["reason"].str.startswith("one-sided").all()
+    paper = paper[paper["level"] == "per-sample"]
+    assert len(paper) == 18 and paper["reason"].str.contains("paper procedure, unpaired").all()
     with pytest.raises(BenchSuiteError, match="no finished cell of this run has neuron matching 'lif'"):
         baseline_comparisons(per_sample, "neuron=lif")
     with pytest.raises(BenchSuiteError, match="not KIND=NAME"):
         baseline_comparisons(per_sample, "mt")
     with pytest.raises(BenchSuiteError, match="--stats paired or --stats paper"):
         baseline_comparisons(per_sample, "neuron=mt", stats="welch")
+    with pytest.raises(BenchSuiteError, match="--test t, wilcoxon, permutation or auto"):
+        baseline_comparisons(per_sample, "neuron=mt", test="welch")
+    with pytest.raises(BenchSuiteError, match="--family table, dataset or metric"):
+        baseline_comparisons(per_sample, "neuron=mt", family="column")
 
 
 def test_suite_frames_add_energy_from_the_store(tmp_path):
@@ -218,3 +243,30 @@ def test_suite_frames_add_energy_from_the_store(tmp_path):
     markdown = render_suite_markdown(table)
     assert "Energy (µJ)" in markdown and "**1000.00**" in markdown  # lower energy is better
     store.close()
+
+
+def test_suite_table_keys_choose_the_procedure(tmp_path):
+    from bench_suite.results.tables import suite_options
+
+    text = (Path(load_suite("spiking-unet/table7").origin).read_text()
+            .replace('baseline = "neuron=mt"', 'baseline = "neuron=mt"\nstats = "paired"\ntest = "wilcoxon"'))
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    options = suite_options(load_suite(str(path)))
+    assert (options.stats, options.test) == ("paired", "wilcoxon")
+    assert suite_options(load_suite("spiking-unet/table7")).stats == "paper"  # reproduces a paper
+    assert suite_options(load_suite(str(path)), stats="paper").stats == "paper"  # the command line wins
+    path.write_text(text.replace('test = "wilcoxon"', 'test = "welch"'))
+    with pytest.raises(BenchSuiteError, match="table.test"):
+        load_suite(str(path))
+
+
+def test_metric_columns_gain_the_dataset_miou_and_the_penalty_count():
+    from bench_suite.results.tables import _expand_metrics
+
+    columns, published = _expand_metrics(["miou", "converted/hd95", "assd"],
+                                         {"miou", "miou_pooled", "converted/hd95", "converted/penalised", "assd"})
+    assert columns == ["miou_pooled", "miou", "converted/hd95", "converted/penalised", "assd"]
+    assert published == {"miou_pooled": "miou", "miou": None, "converted/hd95": "converted/hd95",
+                         "converted/penalised": None, "assd": "assd"}
+    assert _expand_metrics(["miou"], {"miou"})[0] == ["miou"]  # a run without per-class counts
