@@ -10,7 +10,11 @@ Prints, for a U-Net of stated size and input, at T = 10, in inference mode:
 - ASF vs STBP training step time and peak memory at T = 10, 20, 50, each in a fresh subprocess (the peak
   RSS during one step, in a peak window opened just before it; and its growth over the RSS before it),
   and ASF's peak memory at T = 50 ÷ at T = 10.
-The last line is one JSON object with the ratios. Usage: python benchmarks/speed_memory.py [--no-demo]
+On ``--device cuda`` the same ratios are measured on the GPU, the training steps report the peak GPU memory
+(torch.cuda.max_memory_allocated) beside the RSS, and two more variants of the IF forward are timed,
+each checked against the eager output: a CUDA graph of one time step replayed T − 1 times, and
+torch.compile of the body. The last line is one JSON object with the ratios.
+Usage: python benchmarks/speed_memory.py [--device cpu|cuda] [--no-demo]
 Where the time goes: python benchmarks/profile_simulation.py.
 """
 
@@ -45,18 +49,25 @@ from bench_suite.snn.network import replace_neurons  # noqa: E402
 from bench_suite.trainers.asf import asf_step  # noqa: E402
 from bench_suite.trainers.direct import bptt_step  # noqa: E402
 
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
 
 def build(width: int, batch: int, side: int, neuron_cls):
     """ANN (channels-last, as the model plugin builds it), its CW-converted SNN, and an input."""
     torch.manual_seed(0)
-    ann = UNet(1, 2, width=width).eval()
+    ann = UNet(1, 2, width=width).eval().to(DEVICE)
     ann = ann.to(memory_format=ann.memory_format)
-    x = torch.rand(batch, 1, side, side)
+    x = torch.rand(batch, 1, side, side).to(DEVICE)
     structure = analyse(ann, x)
     normalized = ConnectionWiseNorm().normalize(structure, x)
     snn = build_spiking_network(structure, normalized.graph,
-                                lambda th, ch: neuron_cls(threshold=th, channels=ch)).eval()
-    return ann, snn, x
+                                lambda th, ch: neuron_cls(threshold=th, channels=ch).to(DEVICE)).eval()
+    return ann, snn.to(DEVICE), x
 
 
 def spikingjelly_copy(snn):
@@ -114,14 +125,84 @@ def best_times(candidates: dict, repeats: int) -> dict[str, float]:
     """Best time of each candidate over ``repeats`` rounds, each round timing every candidate once, so
     that a slow phase of the machine (another process, frequency) hits all of them alike."""
     for fn in candidates.values():
-        fn()  # warm-up: oneDNN creates its primitives on the first call
+        fn()  # warm-up: oneDNN creates its primitives on the first call, cuDNN autotunes
+    sync()
     best = dict.fromkeys(candidates, float("inf"))
     for _ in range(repeats):
         for name, fn in candidates.items():
             start = time.perf_counter()
             fn()
+            sync()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+class GraphedSimulation:
+    """The IF simulation with one time step captured as a CUDA graph (the neurons update their membranes
+    in place after the first step, so a step is replayable): the first step eagerly, then T − 1 replays."""
+
+    def __init__(self, snn, x: torch.Tensor) -> None:
+        self.snn = snn
+        self.current = snn.encoder(x.contiguous(memory_format=snn.memory_format(x))).clone()
+        functional.reset_net(snn.body)
+        snn.body(self.current)  # step 1 eagerly: the membranes become tensors
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                snn.body(self.current)  # warm-up on a side stream, as CUDA graph capture requires
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = snn.body(self.current)
+
+    def __call__(self, x: torch.Tensor, time_steps: int) -> torch.Tensor:
+        self.current.copy_(self.snn.encoder(x.contiguous(memory_format=self.snn.memory_format(x))))
+        functional.reset_net(self.snn.body)
+        # reset_net replaced the membranes by floats: step 1 eagerly recreates them, then copy them into the
+        # graph's own tensors (the captured step reads and writes those)
+        total = self.snn.body(self.current).float()
+        for (_, neuron), captured in zip(self.snn.neurons(), self.captured_v, strict=True):
+            captured.copy_(neuron.v)
+            neuron.v = captured
+        for _ in range(time_steps - 1):
+            self.graph.replay()
+            total = total + self.out
+        return self.snn.head(total / time_steps)
+
+    def remember_membranes(self) -> None:
+        self.captured_v = [neuron.v for _, neuron in self.snn.neurons()]
+
+
+def cuda_variants(snn, x: torch.Tensor, time_steps: int, repeats: int) -> dict[str, float]:
+    """Eager, CUDA-graph and torch.compile IF forwards on the GPU: times and the largest output difference."""
+    results: dict[str, float] = {}
+    with torch.inference_mode():
+        eager = snn(x, time_steps)
+        candidates = {"eager": lambda: snn(x, time_steps)}
+        try:
+            graphed = GraphedSimulation(snn, x)
+            graphed.remember_membranes()
+            graphed_out = graphed(x, time_steps)
+            results["cuda_graph_max_diff"] = float((graphed_out - eager).abs().max())
+            candidates["cuda_graph"] = lambda: graphed(x, time_steps)
+        except Exception as exc:  # a capture that fails is reported, not fatal
+            print(f"CUDA graph capture failed: {type(exc).__name__}: {exc}")
+        try:
+            compiled_body = torch.compile(snn.body, dynamic=False)
+            compiled = copy.copy(snn)
+            compiled.body = compiled_body
+            results["compile_max_diff"] = float((compiled(x, time_steps) - eager).abs().max())
+            candidates["compiled"] = lambda: compiled(x, time_steps)
+        except Exception as exc:
+            print(f"torch.compile failed: {type(exc).__name__}: {exc}")
+        times = best_times(candidates, repeats)
+    for name, seconds in times.items():
+        results[f"{name}_ms"] = seconds * 1e3
+    for name in ("cuda_graph", "compiled"):
+        if name in times:
+            results[f"{name}_over_eager"] = times[name] / times["eager"]
+    return results
 
 
 def rss_bytes() -> int:
@@ -147,7 +228,7 @@ def peak_rss_bytes() -> int:
 STEPS = {"asf": asf_step, "stbp": bptt_step}
 
 
-def measure_training_step(method: str, width: int, batch: int, side: int, time_steps: int) -> tuple[int, int, float]:
+def measure_training_step(method: str, width: int, batch: int, side: int, time_steps: int) -> tuple:
     """Peak RSS (bytes) during one training step, its growth over the RSS before the step, and the step's
     time (s); after a warm-up step at T = 1 that allocates the optimizer state, so that the growth is the
     step's own activations and the peak is what the process needs to train (model, optimizer, step)."""
@@ -156,14 +237,20 @@ def measure_training_step(method: str, width: int, batch: int, side: int, time_s
     target = torch.randint(0, 2, (batch, side, side))
     optimizer = torch.optim.Adam(snn.parameters(), lr=1e-5)
     task = Task("segmentation", 1, 2)
+    target = target.to(DEVICE)
     STEPS[method](snn, x, target, 1, task, optimizer)
+    sync()
     reset_peak_rss()
+    if DEVICE.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(DEVICE)
     before = rss_bytes()
     start = time.perf_counter()
     STEPS[method](snn, x, target, time_steps, task, optimizer)
+    sync()
     seconds = time.perf_counter() - start
     peak = peak_rss_bytes()
-    return peak, max(peak - before, 0), seconds
+    device_peak = torch.cuda.max_memory_allocated(DEVICE) if DEVICE.type == "cuda" else 0
+    return peak, max(peak - before, 0), seconds, device_peak
 
 
 def main() -> None:
@@ -178,13 +265,22 @@ def main() -> None:
     parser.add_argument("--no-demo", action="store_true",
                         help="skip training a demo-vessels ANN for the bf16 F1 change (about a minute)")
     parser.add_argument("--no-training", action="store_true", help="skip the ASF/STBP training-step part")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--measure", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.measure:
-        peak, growth, seconds = measure_training_step(args.measure[0], args.width, args.batch, args.side,
-                                                      int(args.measure[1]))
-        print(peak, growth, seconds)
+        peak, growth, seconds, device_peak = measure_training_step(args.measure[0], args.width, args.batch,
+                                                                   args.side, int(args.measure[1]))
+        print(peak, growth, seconds, device_peak)
         return
+    from bench_suite.experiment.environment import cpu_model
+
+    flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+    print(f"CPU: {cpu_model()} (AMX: {'yes' if 'amx_bf16' in flags else 'no'}, AVX-512: "
+          f"{'yes' if 'avx512f' in flags else 'no'}); device: {DEVICE}"
+          + (f" ({torch.cuda.get_device_name(DEVICE)})" if DEVICE.type == "cuda" else ""))
 
     time_steps = 10
     ann, snn_if, x = build(args.width, args.batch, args.side, IFNeuron)
@@ -202,7 +298,7 @@ def main() -> None:
         sj_nchw = spikingjelly_copy(snn_if).to(memory_format=torch.contiguous_format)
 
         def ann_bf16():
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
                 return ann(x_cl)
 
         times = best_times({
@@ -243,7 +339,11 @@ def main() -> None:
           f"{sj_times[sj_layout] / if_s:.3f} (target ≥ 1.25); max output difference {sj_difference:.1e}")
     print(f"SpikingJelly IFNode in our loop (first conv and head once, channels-last): "
           f"{sj_same_loop_s * 1e3:.1f} ms, ÷ ours = {sj_same_loop_s / if_s:.3f} (the neuron update alone)")
-    demo = {} if args.no_demo else bf16_on_demo(time_steps)
+    demo = {} if args.no_demo or DEVICE.type != "cpu" else bf16_on_demo(time_steps)
+    if DEVICE.type == "cuda":
+        variants = cuda_variants(snn_if, x, time_steps, args.repeats)
+        print("IF forward on CUDA: " + ", ".join(f"{k} {v:.4g}" for k, v in variants.items()))
+        demo.update({k: round(v, 4) for k, v in variants.items() if k.endswith(("_over_eager", "_max_diff"))})
 
     ratios = {
         "if_fwd_over_T_ann": round(if_ratio, 4), "mt_fwd_over_T_ann": round(mt_ratio, 4),
@@ -261,17 +361,20 @@ def main() -> None:
     for steps in (10, 20, 50):
         for method in ("asf", "stbp"):
             command = [sys.executable, __file__, "--width", str(args.train_width), "--batch",
-                       str(args.train_batch), "--side", str(args.side), "--measure", method, str(steps)]
+                       str(args.train_batch), "--side", str(args.side), "--device", args.device,
+                       "--measure", method, str(steps)]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise SystemExit(f"{method} at T={steps} failed (exit {result.returncode}; out of memory?): "
                                  f"{result.stderr.strip().splitlines()[-1:] or ''}")
             out = result.stdout.split()
-            measured[method, steps] = (int(out[-3]), int(out[-2]), float(out[-1]))
+            measured[method, steps] = (int(out[-4]), int(out[-3]), float(out[-2]), int(out[-1]))
         asf, stbp = measured["asf", steps], measured["stbp", steps]
+        gpu = (f"; GPU peak ASF {asf[3] / 2**20:.0f} MiB, STBP {stbp[3] / 2**20:.0f} MiB "
+               f"(÷ {asf[3] / max(stbp[3], 1):.3f})" if DEVICE.type == "cuda" else "")
         print(f"  T={steps}: ASF {asf[2]:.2f} s, {asf[0] / 2**20:.0f} MiB (+{asf[1] / 2**20:.0f}); "
               f"STBP {stbp[2]:.2f} s, {stbp[0] / 2**20:.0f} MiB (+{stbp[1] / 2**20:.0f}); "
-              f"ASF ÷ STBP time {asf[2] / stbp[2]:.3f}, memory {asf[0] / stbp[0]:.3f}")
+              f"ASF ÷ STBP time {asf[2] / stbp[2]:.3f}, memory {asf[0] / stbp[0]:.3f}{gpu}")
     mem_ratio = measured["asf", 50][0] / measured["asf", 10][0]
     print(f"ASF peak memory T=50 ÷ T=10 = {mem_ratio:.3f} (growth {measured['asf', 50][1] / 2**20:.0f} vs "
           f"{measured['asf', 10][1] / 2**20:.0f} MiB)")
@@ -281,6 +384,8 @@ def main() -> None:
         "asf_over_stbp_time": round(measured["asf", 10][2] / measured["stbp", 10][2], 4),
         "asf_over_stbp_mem": round(measured["asf", 10][0] / measured["stbp", 10][0], 4),
         "asf_over_stbp_mem_growth": round(measured["asf", 10][1] / max(measured["stbp", 10][1], 1), 4),
+        **({f"gpu_peak_mib_{m}_T{s}": round(v[3] / 2**20, 1) for (m, s), v in measured.items()}
+           if DEVICE.type == "cuda" else {}),
     }))
 
 

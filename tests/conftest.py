@@ -58,3 +58,16 @@ def compile_latex(tmp_path_factory):
         assert (folder / "table.pdf").stat().st_size > 1000
 
     return run
+
+
+EXAMPLE_PACKAGE = Path(__file__).parents[1] / "plugins" / "bench-suite-example"
+
+
+@pytest.fixture
+def example_package(monkeypatch):
+    """The example plugin package's modules, imported from its source folder (installed or not)."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(EXAMPLE_PACKAGE))
+    importlib.import_module("bench_suite_example.neurons")
+    return importlib.import_module("bench_suite_example")

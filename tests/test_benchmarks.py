@@ -30,3 +30,31 @@ def test_speed_memory_prints_every_ratio_as_json():
 def test_profile_names_where_the_time_goes():
     output = run("profile_simulation.py", "--width", "4", "--batch", "1", "--side", "32", "--rows", "3")
     assert "convolutions" in output and "IF, T=10" in output and "MT, T=10" in output
+
+
+def test_device_check_passes_on_the_cpu():
+    output = run("device_check.py", "--device", "cpu", "-T", "4")
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert summary == {"device": "cpu", "precision": "fp32", "largest_metric_difference": 0.0,
+                       "stages_off_device": 0, "spike_mismatches": 0, "ok": True}
+    for stage in ("ANN training", "training patches", "conversion and calibration", "ASF fine-tuning", "evaluation"):
+        assert f"stage {stage}: on cpu" in output
+
+
+def test_device_check_on_cuda_where_there_is_one():
+    import pytest
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here; benchmarks/device_check.py --device cuda runs on a GPU machine")
+    summary = json.loads(run("device_check.py", "--device", "cuda").strip().splitlines()[-1])
+    assert summary["ok"], summary
+
+
+def test_grid_speed_compares_in_process_and_workers_on_identical_tables():
+    import pytest
+
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    ratios = json.loads(run("grid_speed.py", "--grids", "smoke", "--fast").strip().splitlines()[-1])
+    assert ratios["smoke_identical"] is True
+    assert ratios["smoke_workers_over_in_process"] > 0 and ratios["smoke_workers_over_one_thread"] > 0

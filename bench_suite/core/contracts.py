@@ -22,6 +22,7 @@ store or the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
@@ -150,6 +151,12 @@ class TrainerContext:
     progress: Progress = dataclasses.field(default_factory=NullProgress)
     curves: list[tuple[str, int, str, float]] = dataclasses.field(default_factory=list)
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: where the cell computes (a torch.device; get_ann's model and make_neuron's neurons are already there)
+    device: Any = "cpu"
+    #: "fp32", "bf16" or "fp16": autocast for training and simulation (see bench_suite.snn.training)
+    precision: str = "fp32"
+    #: ``with ctx.stage("calibration"): ...`` times a stage and its peak memory (the runner sets it)
+    stage: Callable[[str], Any] = dataclasses.field(default=lambda name: contextlib.nullcontext())
 
     @property
     def task(self) -> Task:
@@ -169,6 +176,13 @@ class TrainerPlugin(Protocol):
     :class:`~bench_suite.snn.network.TrainedNetwork` holds the ANN (``time_steps`` 0) or a
     :class:`~bench_suite.snn.network.SpikingNetwork` and the T it is evaluated at; ``stages`` may hold
     intermediate networks that are scored too (metrics ``stage/…``).
+
+    Optional: ``ann_losses() -> tuple`` names the ANNs (by training loss, None for the task's default)
+    the trainer will ask ``ctx.get_ann`` for (default ``(None,)``; a direct trainer returns ``()``), so a
+    distributed run trains each ANN once, in its own task, before the cells that need it. Long stages
+    are wrapped in ``with ctx.stage("calibration"):`` / ``ctx.stage("fine-tune")`` to be timed and their
+    peak memory recorded. Work on ``ctx.device`` (``TrainingPatches.for_cell(ctx)`` puts the data there)
+    and under ``MixedPrecision.for_cell(ctx)`` for ``--precision``.
     """
 
     Params: ClassVar[type | None]

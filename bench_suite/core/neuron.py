@@ -17,7 +17,10 @@ The same module serves these modes:
   fp32 and only the output, exact in bf16 for the levels used, is handed on in that dtype;
 - recording: with ``record`` true every step adds to the accumulated output (and, where it cannot be
   read off the membrane, the accumulated input) that ASF needs; with ``record == "stats"`` also to the
-  event and spike counters of the efficiency accounting.
+  event and spike counters of the efficiency accounting, and to ``event_maps``: per spatial shape, the
+  events at each position summed over batch, channels and steps. The maps are not reset with the
+  membrane (they add up over every batch of an evaluation); ``bench_suite.snn.efficiency`` reads them to
+  count synaptic operations per position.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from bench_suite.core.requirements import spikingjelly
 from bench_suite.core.surrogates import DEFAULT_ALPHA, SurrogateName, make_surrogate
 
 SimpleBaseNode = spikingjelly("activation_based.neuron").SimpleBaseNode
+REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,10 +128,20 @@ class SpikingNeuron(SimpleBaseNode):
     def finalize_network(cls, network) -> None:
         """Called once on a trained network before inference (RS folds its scales here)."""
 
+    @classmethod
+    def converted_threshold(cls, threshold: float, params) -> float:
+        """The threshold this neuron takes in a converted network whose normalization (or threshold
+        balancing) set ``threshold`` as the layer's unit; default: that unit (IF fires θ, MT its levels
+        of θ). A neuron whose outputs span several units rescales here (ML: θ/K)."""
+        return threshold
+
     # -- one step ---------------------------------------------------------------------------------
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "flow":
             return self.flow_output(x)
+        if x.dtype in REDUCED_PRECISION:
+            # under autocast the convolutions hand on bf16/fp16: membranes and levels stay exact in fp32
+            x = x.float()
         if torch.is_grad_enabled():
             self.neuronal_charge(x)
             out = self._fire_checked(x)
@@ -141,8 +155,8 @@ class SpikingNeuron(SimpleBaseNode):
     def _step_no_grad(self, x: torch.Tensor) -> torch.Tensor:
         """The same step without autograd, in place where the class allows it (no new tensor for v)."""
         if not torch.is_tensor(self.v):
-            # first step: v is the float 0.0, so this makes a new tensor (fp32 even for bf16 inputs)
-            self.neuronal_charge(x if self.output_dtype is None else x.float())
+            # first step: v is the float 0.0, so this makes a new (fp32) tensor
+            self.neuronal_charge(x)
         elif self._fast_charge:
             self._charge_in_place(x)
         else:
@@ -182,8 +196,15 @@ class SpikingNeuron(SimpleBaseNode):
         self.acc_out = recorded.clone() if self.steps == 0 else self.acc_out.add_(recorded)
         self.steps = self.steps + 1
         if self.record == "stats":
-            self.events = self.events + (out != 0).sum()
+            # events per position: count over the channels (innermost channels-last), then the batch — as
+            # cheap as the plain count it replaces (0.40 vs 0.39 ms on 8×32×64×64, 2 threads)
+            per_position = torch.count_nonzero(out, dim=1).sum(0) if out.dim() > 2 else torch.count_nonzero(out)
+            self.events = self.events + per_position.sum()
             self.spikes = self.spikes + self.level_spikes(out)
+            maps = self.__dict__.setdefault("event_maps", {})
+            shape = tuple(out.shape[2:])
+            # out of place: the maps may be inference tensors, and a later call may run outside inference mode
+            maps[shape] = maps[shape] + per_position if shape in maps else per_position.clone()
 
     def flow_output(self, x: torch.Tensor) -> torch.Tensor:
         """ASF pass: the recorded output rate forward, the identity gated by (Σ input > 0) backward."""

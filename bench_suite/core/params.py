@@ -113,6 +113,8 @@ def coerce(raw: Any, annotation: Any, where: str) -> Any:
         (item_type, *_rest) = typing.get_args(annotation)
         if isinstance(raw, str):
             text = raw.strip()
+            if text.replace(" ", "") == "[]":
+                return ()  # an explicit empty list (e.g. a default that means "none"), as `list` prints it
             if text.startswith("[") and text.endswith("]"):
                 text = text[1:-1]
             items = [s for s in split_top_level(text) if s]
@@ -161,16 +163,36 @@ def params_to_dict(params: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(params)))
 
 
+def cli_value(value: Any) -> str:
+    """A parameter value written as ``--plugin`` takes it: ``[2.0,1.0]``, ``true``, ``none``, ``subtract``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(cli_value(item) for item in value) + "]"
+    return str(value)
+
+
 def describe_params(params_cls: type | None) -> str:
-    """``thresholds=[2.0, 1.0, 0.5, 0.25], reset='subtract'`` for ``list`` output."""
+    """``thresholds=[2.0,1.0,0.5,0.25], reset=subtract (subtract|zero)`` for ``list``: each default in
+    the syntax ``--plugin KIND=NAME(key=value, ...)`` accepts, with the allowed values of a choice."""
     if params_cls is None:
         return ""
+    hints = typing.get_type_hints(params_cls)
     parts = []
     for field in dataclasses.fields(params_cls):
         default = field.default
         if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
             default = field.default_factory()
-        parts.append(f"{field.name}={default!r}")
+        text = f"{field.name}={cli_value(default)}" if default is not dataclasses.MISSING else f"{field.name}=…"
+        hint = hints.get(field.name)
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if typing.get_origin(hint) is not typing.Literal and len(options) == 1:
+            hint = options[0]  # Optional[Literal[...]]: the choices, "none" being the default
+        if typing.get_origin(hint) is typing.Literal:
+            text += " (" + "|".join(cli_value(c) for c in typing.get_args(hint)) + ")"
+        parts.append(text)
     return ", ".join(parts)
 
 

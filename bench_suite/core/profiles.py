@@ -14,6 +14,11 @@ from typing import Any, Literal
 from bench_suite.core.errors import BenchSuiteError, did_you_mean, unknown_name_message
 
 Optimizer = Literal["adam", "rmsprop"]
+#: how direct training starts: PyTorch's default random weights (the reference), or those weights
+#: normalized on the training patches as a conversion would (each layer's 99.9th-percentile activation
+#: at the threshold, so every layer fires from the first step) with the head's bias at the foreground prior
+DTInit = Literal["random", "normalized"]
+Schedule = Literal["constant", "cosine"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +39,8 @@ class Profile:
     max_patches: int = 0  # cap on training patches per epoch over all images (0: none); keeps big sets quick
     dt_epochs: int = 1  # direct training (BPTT through T steps) epochs
     dt_lr: float = 1e-3
+    dt_init: DTInit = "random"  # the reference: default initialization
+    dt_schedule: Schedule = "constant"  # the reference: Adam at a constant lr; cosine decays it to 0 per batch
     three_stage_epochs: int = 1  # three-stage spike-based fine-tuning epochs (Yue 2023: 35)
     three_stage_lr: float = 1e-3  # Yue 2023: Adam 1e-3 with ReduceLROnPlateau
     eval_batch_size: int = 16
@@ -50,10 +57,12 @@ PROFILES: dict[str, Profile] = {
     # training each on 2 cores), so that smoke tests can assert orderings and not only that things ran
     "smoke": Profile("smoke", width=8, ann_epochs=15, ann_lr=5e-3, asf_epochs=1, asf_lr=1e-4,
                      patches_per_image=32, batch_size=8, calibration_samples=16, dt_epochs=1,
-                     three_stage_epochs=1, max_patches=256),
+                     dt_lr=2e-3, dt_init="normalized", dt_schedule="cosine", three_stage_epochs=1,
+                     max_patches=256),
     "quick": Profile("quick", width=16, ann_epochs=12, ann_lr=2e-3, asf_epochs=1, asf_lr=1e-4,
                      patches_per_image=64, batch_size=16, calibration_samples=64, dt_epochs=3,
-                     three_stage_epochs=1, max_patches=4096),
+                     dt_lr=2e-3, dt_init="normalized", dt_schedule="cosine", three_stage_epochs=1,
+                     max_patches=4096),
     "paper": Profile("paper", width=64, ann_epochs=200, ann_lr=1e-3, asf_epochs=100, asf_lr=1e-6,
                      patches_per_image=600, batch_size=8, calibration_samples=64, ann_optimizer="rmsprop",
                      dt_epochs=100, three_stage_epochs=35, three_stage_lr=1e-3),

@@ -211,9 +211,19 @@ def _sample(sample_id: str, array: np.ndarray) -> Sample:
 
 
 _HOW = (
-    "copy the {set} test images (as distributed with the DnCNN and KAIR denoising code, testsets/{set}) into "
-    "<data_root>/denoising/{set}/ and the {train} training images ({source}) into <data_root>/denoising/{train}/"
+    "{fetch}copy the {set} test images (as distributed with the DnCNN and KAIR denoising code, testsets/{set}) "
+    "into <data_root>/denoising/{set}/ and the {train} training images ({source}) into "
+    "<data_root>/denoising/{train}/"
 )
+
+#: raw files of the repositories that publish the sets, at fixed commits; checksums in sources/*.txt
+_DNCNN = "https://raw.githubusercontent.com/cszn/DnCNN/e93b27812d3ff523a3a79d19e5e50d233d7a8d0a/"
+_IRCNN = "https://raw.githubusercontent.com/cszn/IRCNN/d9dcd537bdac3ae5b753296cd675db8a303c8f72/"
+_TRAIN400 = {
+    "base_url": _DNCNN,
+    "registry": "train400.txt",
+    "into": {"TrainingCodes/DnCNN_TrainingCodes_v1.0/data/Train400": "denoising/Train400"},
+}
 
 
 class BSD68(_DenoisingSet):
@@ -222,7 +232,10 @@ class BSD68(_DenoisingSet):
     SET = "BSD68"
     FOLDERS = ("denoising/BSD68", "BSD68")
     Params = GrayDenoisingParams
-    HOW_TO_GET = _HOW.format(set="BSD68", train="Train400", source="from DnCNN")
+    HOW_TO_GET = _HOW.format(set="BSD68", train="Train400", source="from DnCNN",
+                             fetch="run `bench-suite data fetch bsd68` (both sets), or ")
+    DOWNLOAD = ({"base_url": _DNCNN, "registry": "bsd68.txt", "into": {"testsets/BSD68": "denoising/BSD68"}},
+                _TRAIN400)
 
 
 class CBSD68(_DenoisingSet):
@@ -233,8 +246,11 @@ class CBSD68(_DenoisingSet):
     COLOR = True
     Params = ColorDenoisingParams
     HOW_TO_GET = _HOW.format(
-        set="CBSD68", train="CBSD432", source="BSDS500 without CBSD68; or name a BSDS500 release with train=..."
+        set="CBSD68", train="CBSD432", source="BSDS500 without CBSD68; or name a BSDS500 release with train=...",
+        fetch="`bench-suite data fetch cbsd68` downloads the test set (no public source with a checksum is "
+              "recorded for the training set); ",
     )
+    DOWNLOAD = {"base_url": _IRCNN, "registry": "cbsd68.txt", "into": {"testsets/CBSD68": "denoising/CBSD68"}}
 
 
 class Set12(_DenoisingSet):
@@ -243,4 +259,7 @@ class Set12(_DenoisingSet):
     SET = "Set12"
     FOLDERS = ("denoising/Set12", "Set12")
     Params = GrayDenoisingParams
-    HOW_TO_GET = _HOW.format(set="Set12", train="Train400", source="from DnCNN")
+    HOW_TO_GET = _HOW.format(set="Set12", train="Train400", source="from DnCNN",
+                             fetch="run `bench-suite data fetch set12` (both sets), or ")
+    DOWNLOAD = ({"base_url": _DNCNN, "registry": "set12.txt", "into": {"testsets/Set12": "denoising/Set12"}},
+                _TRAIN400)

@@ -135,8 +135,9 @@ class CamSeq01:
     Params = CamSeqParams
     FOLDERS = ("CamSeq01",)
     HOW_TO_GET = (
-        "download CamSeq01 (Fauqueur, Brostow and Cipolla, University of Cambridge, 'CamSeq01 dataset') and "
-        "unpack its frame/label PNG pairs and label_colors.txt into <data_root>/CamSeq01/"
+        "download CamSeq01 (Fauqueur, Brostow and Cipolla, University of Cambridge, 'CamSeq01 dataset', "
+        "mi.eng.cam.ac.uk/research/projects/VideoRec/CamSeq01/, under its terms of use) and unpack its "
+        "frame/label PNG pairs and label_colors.txt into <data_root>/CamSeq01/"
     )
 
     def __init__(self, params: CamSeqParams | None = None) -> None:

@@ -45,7 +45,7 @@ class Drive:
     FOLDERS = ("DRIVE",)
     HOW_TO_GET = (
         "register on the DRIVE challenge page ('DRIVE: Digital Retinal Images for Vessel Extraction', "
-        "grand-challenge.org), download the training and test sets with their manual labels and unpack them "
+        "drive.grand-challenge.org), download the training and test sets with their manual labels and unpack them "
         "so that <data_root>/DRIVE/training/images and <data_root>/DRIVE/test/images exist"
     )
 

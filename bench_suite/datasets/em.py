@@ -82,8 +82,14 @@ class ISBI2012EM:
     HOW_TO_GET = (
         "download train-volume.tif and train-labels.tif from the ISBI 2012 challenge 'Segmentation of neuronal "
         "structures in EM stacks' into <data_root>/isbi2012-em/ (per-slice PNGs in train/image/ and train/label/ "
-        "work too)"
+        "work too: `bench-suite data fetch em` downloads them)"
     )
+    #: the per-slice PNGs of zhixuhao/unet (data/membrane/: train/image, train/label, test) at a fixed commit
+    DOWNLOAD = {
+        "base_url": "https://raw.githubusercontent.com/zhixuhao/unet/b45af4d458437d8281cc218a07fd4380818ece4a/",
+        "registry": "em.txt",
+        "into": {"data/membrane": "isbi2012-em"},
+    }
 
     def __init__(self, params: EMParams | None = None) -> None:
         self.params = params or EMParams()

@@ -5,8 +5,9 @@ A dataset plugin that reads real files declares:
 - ``FOLDERS``: the folder names under the data root it accepts, canonical name first;
 - ``candidates(data_root) -> list[Path]``: every folder it looks at, in order;
 - ``check(data_root) -> CheckReport``: reads every file and collects *all* problems;
-- ``HOW_TO_GET``: one sentence saying where to get the data, or ``DOWNLOAD`` (``url``, ``sha256``,
-  ``archive`` = ``"zip"`` | ``"tar.gz"``, ``size``) when a public archive with a known checksum exists.
+- ``HOW_TO_GET``: one sentence saying where to get the data and how to lay it out;
+- ``DOWNLOAD`` (optional): the public source(s) with their checksums, for ``bench-suite data fetch``
+  (``base_url``, ``registry``, ``into``, ``unpack``: see :mod:`bench_suite.experiment.data`).
 
 The helpers below (reading images, the profile caps, locating the folder) are shared by the dataset modules.
 """

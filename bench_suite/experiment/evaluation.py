@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch.nn import functional as F
 
 from bench_suite.core.errors import PluginContractError
 from bench_suite.core.tasks import DatasetBundle, Sample, add_test_noise
+from bench_suite.experiment.environment import autocast
 from bench_suite.snn.network import TrainedNetwork
 from bench_suite.snn.training import check_output
 
@@ -61,37 +63,50 @@ def sample_metrics(
             prediction = output.argmax(0).numpy()
         if task.spatial_dims == 3:
             spacing = getattr(sample, "spacing", (1.0, 1.0, 1.0))
+            orientation = getattr(sample, "orientation", None)  # names the axial axis of dice_2d
             if task.n_classes == 2:
-                metrics = volume_metrics(prediction, sample.target, spacing)
+                metrics = volume_metrics(prediction, sample.target, spacing, orientation)
             else:
-                metrics = mean_over_classes(prediction, sample.target, spacing, range(1, task.n_classes))
+                metrics = mean_over_classes(prediction, sample.target, spacing, range(1, task.n_classes),
+                                            orientation)
         elif task.n_classes == 2:
             metrics = binary_segmentation_metrics(prediction, sample.target, sample.fov)
         else:
-            metrics = multiclass_iou(prediction, sample.target, task.n_classes)
+            # per-class counts are stored too, so that reports get the dataset-level mIoU from one
+            # confusion matrix over the test set beside the per-image mean
+            metrics = multiclass_iou(prediction, sample.target, task.n_classes, sample.fov,
+                                     ignore_label=getattr(task, "ignore_label", None), with_counts=True)
         return metrics, prediction.astype(np.uint8)
     denoised = np.clip(noisy - output.numpy(), 0.0, 1.0)
     return denoising_metrics(sample.image, denoised), denoised
 
 
+def network_device(network: torch.nn.Module) -> torch.device:
+    """The device a network's weights are on (the CPU for one without any)."""
+    for tensor in itertools.chain(network.parameters(), network.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def evaluate(
     trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress=None,
-    who: str = "network",
+    who: str = "network", precision: str = "fp32",
 ) -> Evaluation:
     """Predict every test sample (grouped by shape into batches), score it, gather spike statistics.
 
     Networks of the trainer's intermediate stages (``trained.stages``) are scored too, their metrics
     named ``stage/metric`` (e.g. ``converted/dice``).
     """
-    result = _evaluate_one(trained, bundle, multiple, batch_size, progress, who)
+    result = _evaluate_one(trained, bundle, multiple, batch_size, progress, who, precision)
     for stage, network in trained.stages.items():
-        extra = _evaluate_one(network, bundle, multiple, batch_size, None, f"{who} ({stage})")
+        extra = _evaluate_one(network, bundle, multiple, batch_size, None, f"{who} ({stage})", precision)
         result.sample_metrics.extend((s, f"{stage}/{m}", v) for s, m, v in extra.sample_metrics)
     return result
 
 
 def _evaluate_one(
-    trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress, who: str
+    trained: TrainedNetwork, bundle: DatasetBundle, multiple: int, batch_size: int, progress, who: str,
+    precision: str = "fp32",
 ) -> Evaluation:
     groups: dict[tuple[int, ...], list[Sample]] = defaultdict(list)
     for sample in bundle.test:
@@ -102,15 +117,19 @@ def _evaluate_one(
     rows: list[tuple[str, str, float]] = []
     predictions: dict[str, np.ndarray] = {}
     totals: dict[str, dict] = {}
+    device = network_device(trained.network)
     with torch.inference_mode():
         for samples in groups.values():
             for start in range(0, len(samples), batch_size):
                 chunk = samples[start : start + batch_size]
                 inputs = [network_input(s, bundle) for s in chunk]
-                x, sides = pad_to_multiple(torch.from_numpy(np.stack(inputs)).float(), multiple)
-                output = trained(x, record="stats")
+                x, sides = pad_to_multiple(torch.from_numpy(np.stack(inputs)).float(), multiple)  # device: moved below
+                x = x.to(device, non_blocking=True)
+                with autocast(device, precision):
+                    output = trained(x, record="stats")
                 check_output(output, x, bundle.task, who)
-                output = output[(..., *(slice(0, side) for side in sides))]
+                # metrics are computed on the CPU in fp32, whatever the network ran on
+                output = output[(..., *(slice(0, side) for side in sides))].float().cpu()
                 for sample, noisy, out in zip(chunk, inputs, output, strict=True):
                     metrics, prediction = sample_metrics(bundle, sample, out, noisy, trained.decision_threshold)
                     rows.extend((sample.id, name, float(value)) for name, value in metrics.items())

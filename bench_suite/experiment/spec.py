@@ -69,12 +69,14 @@ class RunSpec:
     profile: str
     overrides: dict[str, str] = dataclasses.field(default_factory=dict)
     data_root: str | None = None
+    #: how cells compute (device, precision, determinism, threads): see experiment/environment.py
+    environment: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "choices": {k: [[c.kind, c.name, list(map(list, c.params))] for c in v] for k, v in self.choices.items()},
             "time_steps": list(self.time_steps), "seeds": list(self.seeds), "profile": self.profile,
-            "overrides": dict(self.overrides), "data_root": self.data_root,
+            "overrides": dict(self.overrides), "data_root": self.data_root, "environment": dict(self.environment),
         }
 
     @classmethod
@@ -84,7 +86,7 @@ class RunSpec:
             for k, v in data["choices"].items()
         }
         return cls(choices, tuple(data["time_steps"]), tuple(data["seeds"]), data["profile"],
-                   dict(data.get("overrides") or {}), data.get("data_root"))
+                   dict(data.get("overrides") or {}), data.get("data_root"), dict(data.get("environment") or {}))
 
 
 @dataclasses.dataclass(frozen=True)

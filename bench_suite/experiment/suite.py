@@ -24,7 +24,8 @@ File format (every key is checked; an unknown key is an error naming the file an
     [grid.profiles.smoke]   any of plugins, datasets, time_steps, seeds, folds; skip = true
     [profiles.smoke]        any of plugins, datasets, time_steps, seeds, folds; overrides = {...}
     [table]                 rows, columns, metrics, baseline, caption, label_separator,
-                            lower_is_better, [table.labels], [table.metric_labels]
+                            lower_is_better, stats = "paper" | "paired", test = "t" | "wilcoxon" |
+                            "permutation" | "auto", [table.labels], [table.metric_labels]
     [[published]]           metric, value, dataset, row = {kind = "name(params)"}, T, source, note
 
 Settings are layered, later wins: ``[defaults]`` < the grid < ``[profiles.P]`` < ``[grid.profiles.P]``.
@@ -57,7 +58,11 @@ DIMENSIONS = ("dataset", "model", "trainer", "neuron", "norm", "T", "variant", "
 _SETTING_KEYS = ("plugins", "datasets", "time_steps", "seeds", "folds")
 _TOP_KEYS = ("description", "reproduces", "defaults", "grid", "profiles", "table", "published")
 _TABLE_KEYS = ("rows", "columns", "metrics", "baseline", "caption", "label_separator", "lower_is_better",
-               "labels", "metric_labels")
+               "labels", "metric_labels", "stats", "test")
+#: [table] stats / test: the significance procedure of the suite's table (None: a suite with
+#: [reproduces] paper uses the paper's unpaired procedure, any other the paired default test)
+_TABLE_STATS = ("paired", "paper")
+_TABLE_TESTS = ("t", "wilcoxon", "permutation", "auto")
 _PUBLISHED_KEYS = ("metric", "value", "dataset", "row", "T", "source", "note")
 
 
@@ -106,6 +111,8 @@ class TableLayout:
     lower_is_better: frozenset[str] = frozenset()
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     metric_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    stats: str | None = None
+    test: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +138,8 @@ class Suite:
     origin: str  # where it was read from, for messages
     definition: Mapping[str, Any]  # the TOML data as read: JSON-able, stored with a run
     text: str = ""  # the TOML source, stored too: JSON stores may sort keys, and label order is row order
+    # `run --suite … --set KEY=VALUE`: on top of the profile's own overrides, stored with the run
+    extra_overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     # -- what to run ------------------------------------------------------------------------------
     def settings(self, profile: str, grid: Grid) -> dict[str, Any]:
@@ -153,7 +162,11 @@ class Suite:
         _check_profile_name(profile, self)
         raw = self.profiles.get(profile, {}).get("overrides", {})
         # RunSpec keeps overrides as the strings --set would give, so a suite run and a CLI run store alike
-        return {key: _override_text(value) for key, value in raw.items()}
+        return {**{key: _override_text(value) for key, value in raw.items()}, **self.extra_overrides}
+
+    def with_overrides(self, overrides: Mapping[str, str]) -> Suite:
+        """The suite with ``--set`` overrides applied over every profile's own (they win)."""
+        return dataclasses.replace(self, extra_overrides={**self.extra_overrides, **overrides})
 
     def run_specs(
         self, profile: str, data_root: str | os.PathLike | None = None, seeds: Iterable[int] | None = None,
@@ -168,7 +181,8 @@ class Suite:
         try:
             resolve_profile(profile, overrides)
         except BenchSuiteError as exc:
-            raise BenchSuiteError(f"{self._where()} [profiles.{profile}].overrides: {exc}") from None
+            where = " (with --set)" if self.extra_overrides else ""
+            raise BenchSuiteError(f"{self._where()} [profiles.{profile}].overrides{where}: {exc}") from None
         specs = []
         for grid in self.grids:
             merged = self.settings(profile, grid)
@@ -221,6 +235,8 @@ class Suite:
     def plan_stored(cls, stored: Mapping[str, Any], registry=None) -> tuple[Suite, list[Cell], RunSpec]:
         """``plan`` for a run's stored spec (``--resume``), with the options it was started with."""
         suite = cls.from_stored(stored)
+        if stored.get("overrides"):
+            suite = suite.with_overrides(stored["overrides"])
         if stored.get("grids") is not None:
             suite = suite.only_grids(stored["grids"])
         cells, spec = suite.plan(stored["profile"], registry, stored.get("data_root"), stored.get("seeds"))
@@ -252,6 +268,7 @@ class Suite:
             "profile": profile, "data_root": str(data_root) if data_root is not None else None,
             "seeds": list(seeds) if seeds is not None else None,
             "grids": [grid.name for grid in self.grids],
+            "overrides": dict(self.extra_overrides),
             "specs": [spec.to_dict() for spec in specs],
         }
 
@@ -574,12 +591,18 @@ def _parse_table(check: _Checker, raw: Any) -> TableLayout:
     metric_labels = check.table(raw.get("metric_labels", {}), "table.metric_labels")
     for key, value in metric_labels.items():
         check.text(value, f"table.metric_labels.{key}")
+    chosen = {}
+    for key, allowed in (("stats", _TABLE_STATS), ("test", _TABLE_TESTS)):
+        if raw.get(key) is not None:
+            chosen[key] = check.text(raw[key], f"table.{key}")
+            if chosen[key] not in allowed:
+                raise check.fail(f"table.{key}", f"'{chosen[key]}' is not one of {', '.join(allowed)}")
     return TableLayout(
         rows=rows, columns=columns, metrics=metrics, baseline=baseline,
         caption=check.text(raw.get("caption", ""), "table.caption"),
         label_separator=check.text(raw.get("label_separator", "+"), "table.label_separator"),
         lower_is_better=frozenset(check.texts(raw.get("lower_is_better", []), "table.lower_is_better")),
-        labels=dict(labels), metric_labels=dict(metric_labels),
+        labels=dict(labels), metric_labels=dict(metric_labels), **chosen,
     )
 
 

@@ -47,6 +47,7 @@ class MLNeuron(SpikingNeuron):
             self.surrogate_function = make_surrogate("rectangular", 1.0 / params.spacing)
         self.register_buffer(
             "unit_thresholds",
+            # device: a buffer, moved with the module
             torch.tensor([params.theta0 + k * params.spacing for k in range(params.units)]) * threshold,
             persistent=False,
         )
@@ -72,3 +73,12 @@ class MLNeuron(SpikingNeuron):
 
     def level_spikes(self, out: torch.Tensor) -> torch.Tensor:
         return self._fired.sum()
+
+    @classmethod
+    def converted_threshold(cls, threshold: float, params: MLParams | None) -> float:
+        """θ/K: K units firing together give K·θ per step, so θ/K makes the largest output per step the
+        normalization's unit, as an IF neuron's θ does. Left at θ, a unit fires only for inputs above
+        θ₀(1 − τ) = 0.45 of the unit (the leak τ = 0.25 settles a constant input x at x/(1 − τ)), which
+        most normalized activations are not: the converted network was silent (demo-vessels, quick, T = 10:
+        F1 0.000 converted, 0.213 after ASF; at θ/K 0.745 and 0.796)."""
+        return threshold / (params or MLParams()).units

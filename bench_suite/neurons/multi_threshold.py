@@ -66,7 +66,7 @@ class MTNeuron(SpikingNeuron):
         self.n_levels = len(self.levels)
         if self.halving and self.n_levels <= 16:
             # popcount of the quantization index = number of levels that fired (statistics only)
-            popcount = torch.tensor([bin(i).count("1") for i in range(2**self.n_levels)])
+            popcount = torch.tensor([bin(i).count("1") for i in range(2**self.n_levels)])  # device: a buffer
             self.register_buffer("_popcount", popcount, persistent=False)
         else:
             self.halving = False
@@ -101,7 +101,7 @@ class MTNeuron(SpikingNeuron):
         if self.halving:
             index = torch.round(out / (self.levels[-1] * theta)).long()
             return self._popcount[index].sum()
-        count = torch.zeros((), dtype=torch.long)
+        count = torch.zeros((), dtype=torch.long, device=out.device)
         rest = out
         for level in self.levels:
             fired = rest >= level * theta * (1 - 1e-6)

@@ -38,8 +38,8 @@ class RSNeuron(SpikingNeuron):
         if channels is None:
             raise ValueError("the RS neuron needs the number of channels of its layer")
         super().__init__(params, threshold * params.threshold, reset="subtract", channels=channels)
-        self.scale = nn.Parameter(torch.ones(channels))
-        self.register_buffer("input_gain", torch.ones(channels))
+        self.scale = nn.Parameter(torch.ones(channels))  # device: moved with the module
+        self.register_buffer("input_gain", torch.ones(channels))  # device: moved with the module
         self.folded = False
         self._spike = None
 

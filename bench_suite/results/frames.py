@@ -16,11 +16,12 @@ import math
 import re
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench_suite.core.errors import BenchSuiteError
-from bench_suite.core.metric_info import METRICS, metric_info
+from bench_suite.core.metric_info import CLASS_COUNT, METRICS, metric_info
+from bench_suite.core.paths import results_option
+from bench_suite.metrics.segmentation import pooled_metrics
 from bench_suite.results.store import ResultStore
 
 CELL_COLUMNS = ["dataset", "model", "neuron", "norm", "trainer", "T", "variant", "seed", "fold"]
@@ -104,45 +105,59 @@ def _sorted_tidy(frame: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
     return frame.sort_values([*keys, "_metric"], kind="stable").drop(columns="_metric").reset_index(drop=True)
 
 
-_POOLED = {
-    "f1_pooled": (("tp", "fp", "fn"), lambda c: 2 * c["tp"] / (2 * c["tp"] + c["fp"] + c["fn"])),
-    "jaccard_pooled": (("tp", "fp", "fn"), lambda c: c["tp"] / (c["tp"] + c["fp"] + c["fn"])),
-    "accuracy_pooled": (_COUNTS, lambda c: (c["tp"] + c["tn"]) / (c["tp"] + c["fp"] + c["fn"] + c["tn"])),
-}
+def _is_count(metric: str) -> bool:
+    """A confusion count kept per sample for pooling (``tp`` … ``tn``, per-class ``iou_tp_k`` …)."""
+    base = metric.rpartition("/")[2]
+    return base in _COUNTS or bool(CLASS_COUNT.match(base))
 
 
 def _pooled(per_sample: pd.DataFrame) -> pd.DataFrame:
-    """F1 / Jaccard / accuracy from confusion counts summed over each cell's samples (as the papers pool)."""
+    """Pooled metrics per cell from confusion counts summed over the cell's samples (as the papers pool):
+    F1 / Jaccard / accuracy from ``tp`` … ``tn`` and the dataset-level mIoU from per-class counts — one
+    confusion matrix over the test set. The formulas and the empty-set rule are those of
+    :func:`bench_suite.metrics.segmentation.pooled_metrics`, the same as per image; a count missing for
+    any sample of the cell makes the pooled value unknown (NaN), not smaller."""
     empty = pd.DataFrame(columns=[*CELL_COLUMNS, "metric", "value", "n"])
-    counts = per_sample[per_sample["metric"].isin(_COUNTS)]
+    counts = per_sample[per_sample["metric"].map(_is_count)]
     if counts.empty:
         return empty
-    table = counts.set_index([*CELL_COLUMNS, "sample", "metric"])["value"].unstack("metric").astype(float)
-    by_cell = table.groupby(level=CELL_COLUMNS, sort=False, dropna=False)
+    stage = counts["metric"].str.rpartition("/")[0]
+    counts = counts.assign(_stage=stage, metric=counts["metric"].str.rpartition("/")[2])
+    table = counts.set_index([*CELL_COLUMNS, "_stage", "sample", "metric"])["value"].unstack("metric").astype(float)
+    keys = [*CELL_COLUMNS, "_stage"]
+    by_cell = table.groupby(level=keys, sort=False, dropna=False)
     # a missing count makes the pooled value unknown, not smaller
-    sums = by_cell.sum().where(~table.isna().groupby(level=CELL_COLUMNS, sort=False, dropna=False).any())
+    sums = by_cell.sum().where(~table.isna().groupby(level=keys, sort=False, dropna=False).any())
+    present = table.notna().groupby(level=keys, sort=False, dropna=False).any()  # counts the cell stored
     n = by_cell.size()
-    parts = []
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for metric, (needed, formula) in _POOLED.items():
-            if set(needed) <= set(sums.columns):
-                values = formula(sums).replace([np.inf, -np.inf], np.nan)
-                parts.append(pd.DataFrame({"metric": metric, "value": values, "n": n}).reset_index())
-    return pd.concat(parts, ignore_index=True) if parts else empty
+    records = []
+    for key, row in sums.iterrows():
+        values = pooled_metrics({name: value for name, value in row.items() if present.loc[key, name]})
+        *cell, stage = key
+        for metric, value in values.items():
+            name = f"{stage}/{metric}" if stage else metric
+            records.append({**dict(zip(CELL_COLUMNS, cell, strict=True)), "metric": name, "value": value,
+                            "n": int(n.loc[key])})
+    return pd.DataFrame(records, columns=[*CELL_COLUMNS, "metric", "value", "n"]) if records else empty
 
 
 def summarize_cells(per_sample: pd.DataFrame) -> pd.DataFrame:
     """Per-sample tidy rows → one row per (cell, shown metric) plus pooled metrics.
 
-    NaN samples are skipped in the mean and ``n`` counts the samples used; all-NaN gives NaN.
+    NaN samples are skipped in the mean and ``n`` counts the samples used; all-NaN gives NaN. A metric
+    whose :class:`MetricInfo` aggregates by ``"sum"`` (``penalised``: subjects scored with the
+    empty-prediction penalty) is summed over the cell's samples instead.
     """
     shown = per_sample[per_sample["metric"].map(lambda m: metric_info(m).shown)]
-    means = (
-        shown.groupby([*CELL_COLUMNS, "metric"], sort=False, dropna=False)["value"]
-        .agg(value="mean", n="count")
-        .reset_index()
-    )
-    frame = pd.concat([means, _pooled(per_sample)], ignore_index=True)
+    summed = shown["metric"].map(lambda m: metric_info(m).aggregate == "sum").astype(bool)
+    group = [*CELL_COLUMNS, "metric"]
+    parts = [
+        shown[~summed].groupby(group, sort=False, dropna=False)["value"].agg(value="mean", n="count").reset_index(),
+        shown[summed].groupby(group, sort=False, dropna=False)["value"].agg(value="sum", n="count").reset_index(),
+        _pooled(per_sample),
+    ]
+    frame = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(
+        not p.empty for p in parts) else pd.DataFrame(columns=[*group, "value", "n"])
     frame["value"] = frame["value"].astype(float)
     frame["n"] = frame["n"].astype(int)
     return _sorted_tidy(frame[[*CELL_COLUMNS, "metric", "value", "n"]], [])
@@ -156,7 +171,7 @@ def _no_finished_cells(store: ResultStore, run_id: str) -> BenchSuiteError:
         state += f"; first error: {_short(failed['error'].iloc[0])}"
     return BenchSuiteError(
         f"run '{run_id}' in {store.results_dir} has no finished cells ({state}) — "
-        f"finish it with `bench-suite run --resume {run_id}`"
+        f"finish it with `bench-suite run --resume {run_id}{results_option(store.results_dir)}`"
     )
 
 
@@ -227,3 +242,44 @@ def _short(message: Any) -> str:
     lines = [line.strip() for line in str(message or "unknown error").splitlines() if line.strip()]
     text = re.sub(r"\s+", " ", lines[0] if lines else "unknown error")
     return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1].rstrip() + "…"
+
+
+# -- what each cell cost ---------------------------------------------------------------------------
+
+#: stages in the order a cell runs them (a plugin's own stage names follow, in the order first seen)
+STAGE_ORDER = ("ann", "calibration", "fine-tune", "evaluation")
+
+
+def stage_costs(store: ResultStore, run_id: str) -> pd.DataFrame:
+    """One row per finished or failed cell and stage: seconds, peak RSS and peak device memory (MiB).
+
+    The cell runner measures every stage on its own (``StageMeter``: the CUDA peak is reset per stage, the
+    RSS peak where the kernel allows it, else it is the process's peak so far); a stage that ran twice
+    (two ANNs) adds its seconds and keeps the larger peaks. ``device`` is where the cell ran (the GPU's name
+    for CUDA); NaN device memory means the stage ran on the CPU.
+    """
+    cells = store.cells_frame(run_id)
+    identity = cell_identity(store.cell_configs_frame(run_id))
+    rows = []
+    for record in cells.to_dict("records"):
+        if record["status"] not in ("done", "failed"):
+            continue
+        info = json.loads(record["info"]) if isinstance(record.get("info"), str) and record["info"] else {}
+        memory = info.get("memory") or {}
+        found = info.get("versions") or {}
+        device = found.get("device_name") or found.get("device") or ""
+        precision = (info.get("environment") or {}).get("precision", "")
+        order = [s for s in STAGE_ORDER if s in memory] + [s for s in memory if s not in STAGE_ORDER]
+        key = identity.loc[record["cell_id"]].to_dict() if record["cell_id"] in identity.index else {}
+        for stage in order:
+            entry = memory[stage]
+            rows.append({
+                "cell_id": record["cell_id"], **{c: key.get(c) for c in CELL_COLUMNS}, "status": record["status"],
+                "device": device, "precision": precision, "stage": stage,
+                "seconds": float(entry.get("seconds", math.nan)),
+                "peak_rss_mib": float(entry.get("peak_rss_mib", math.nan)),
+                "peak_device_mib": float(entry.get("peak_device_mib", math.nan)),
+            })
+    columns = ["cell_id", *CELL_COLUMNS, "status", "device", "precision", "stage", "seconds", "peak_rss_mib",
+               "peak_device_mib"]
+    return pd.DataFrame(rows, columns=columns)

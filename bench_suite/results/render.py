@@ -16,7 +16,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +68,8 @@ class Display:
     caption: str = ""
     label: str = ""
     legend: list[str] = dataclasses.field(default_factory=list)
+    latex_columns: str | None = None  # a column spec replacing l…r…, e.g. a p{} column for long text
+    latex_size: str = ""  # e.g. \footnotesize for a wide table of comparisons
 
     @property
     def width(self) -> int:
@@ -132,6 +134,8 @@ _LATEX_TEXT = {
     "μ": r"$\mu$", "θ": r"$\theta$", "α": r"$\alpha$", "λ": r"$\lambda$", "Δ": r"$\Delta$", "≈": r"$\approx$",
     "²": r"\textsuperscript{2}", "³": r"\textsuperscript{3}", "·": r"$\cdot$", "’": "'", "‘": "`",
     "“": "``", "”": "''", "é": r"\'e", "ö": r'\"o', "ü": r'\"u', "ä": r'\"a',
+    "†": r"\ensuremath{\dagger}", "χ": r"\ensuremath{\chi}", "ε": r"\ensuremath{\varepsilon}",
+    "∇": r"\ensuremath{\nabla}",
 }
 
 
@@ -156,8 +160,8 @@ def _latex_value(value: str | Value) -> str:
         return latex_text(value)
     if value.mean in ("–", ""):
         return "--"
-    if not value.mean[0].isdigit() and value.mean[0] not in "-+.":
-        return latex_text(value.mean)
+    if not value.mean[0].isdigit() and value.mean[0] not in "-+.":  # "<0.001", "NaN": text, then the mark
+        return latex_text(value.mean) + (rf"$^{{{latex_text(value.mark)}}}$" if value.mark else "")
     if not value.std and not value.mark and not value.mean.startswith("-"):
         return rf"\textbf{{{value.mean}}}" if value.bold else value.mean  # a plain number needs no maths
     body = value.mean if not value.std else rf"{value.mean} \pm {value.std}"
@@ -179,7 +183,10 @@ def to_latex(display: Display, caption: str | None = None, label: str | None = N
             lines.append(rf"\caption{{{latex_text(caption)}}}")
         if label:
             lines.append(rf"\label{{{label}}}")
-    lines += [rf"\begin{{tabular}}{{{'l' * display.key_columns}{'r' * values}}}", r"\toprule"]
+    if display.latex_size:
+        lines.append("{" + display.latex_size)
+    spec = display.latex_columns or f"{'l' * display.key_columns}{'r' * values}"
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
     for level, header_row in enumerate(display.headers):
         cells, rules, position = [], [], 1
         last = level == len(display.headers) - 1
@@ -202,6 +209,8 @@ def to_latex(display: Display, caption: str | None = None, label: str | None = N
             cells.append(rf"\multicolumn{{{span}}}{{l}}{{\emph{{{latex_text(row.note)}}}}}")
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
+    if display.latex_size:
+        lines.append("}")
     if display.legend:
         lines.append(r"\par\smallskip{\footnotesize " + " ".join(latex_text(line) for line in display.legend) + "}")
     if floating:
@@ -289,34 +298,147 @@ COMPARISON_HEADERS = ("dataset", "method", "vs", "metric", "test", "n", "p", "p 
 
 
 def comparisons_display(tests: pd.DataFrame, caption: str = "", legend: Sequence[str] = ()) -> Display:
-    """One row per comparison: test, n, raw and Holm p, effect size with its CI, and why that test."""
+    """One row per comparison and level: test, n, raw and Holm p, effect size with its CI, and why that test.
+
+    The replicate-level row of a comparison (a mixed model, with ≥ 2 seeds or folds) follows its per-sample
+    row; its ``n`` names the trained networks. Effects are signed "positive = method better than baseline".
+    """
     rows = []
     previous = None
     for record in tests.to_dict("records"):
-        effect = "–"
-        if record.get("effect_name"):
-            effect = (f"{record['effect_name']} {_signed(record.get('effect'))} "
-                      f"[{_signed(record.get('ci_low'))}, {_signed(record.get('ci_high'))}]")
         metric = str(record["metric"])
         cells: list[str | Value] = [
             str(record["dataset"]), str(record["method"]), str(record["baseline"]), metric_info(metric).label,
-            str(record["test"]), str(record["n"]), p_text(record.get("p")),
-            Value(p_text(record.get("p_holm")), mark=str(record.get("mark") or "")), effect, str(record["reason"]),
+            str(record["test"]), _n_text(record), p_text(record.get("p")),
+            Value(p_text(record.get("p_holm")), mark=str(record.get("mark") or "")), _effect_text(record, metric),
+            str(record["reason"]) + (f" [unmatched, compared on shared samples: {record['unmatched']}]"
+                                     if record.get("unmatched") else ""),
         ]
         rows.append(Row(cells, group_start=record["dataset"] != previous))
         previous = record["dataset"]
     headers = [[Header(h) for h in COMPARISON_HEADERS]]
-    return Display(headers, 6, rows, caption=caption, legend=list(legend))
+    return Display(headers, 6, rows, caption=caption, legend=list(legend),
+                   latex_columns="llllp{2.6cm}rrrp{3.2cm}p{7.5cm}", latex_size=r"\scriptsize")
+
+
+def _n_text(record: Mapping[str, Any]) -> str:
+    replicates = record.get("replicates")
+    if record.get("level") == "replicate" and _finite(replicates):
+        return f"{record['n']} ({int(replicates)} networks)"
+    return str(record["n"])
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _effect_text(record: Mapping[str, Any], metric: str) -> str:
+    name = record.get("effect_name")
+    if not name or not _finite(record.get("effect")):
+        return "–"
+    if name == "mean difference":
+        def show(value):
+            if not _finite(value):
+                return "–"
+            return ("+" if float(value) >= 0 else "") + format_value(metric, float(value))
+    else:
+        show = _signed
+    return f"{name} {show(record.get('effect'))} [{show(record.get('ci_low'))}, {show(record.get('ci_high'))}]"
 
 
 def _signed(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    return f"{float(value):.2f}"
+    return f"{float(value):+.2f}"
 
 
 def comparisons_csv(tests: pd.DataFrame) -> str:
     return tests.to_csv(index=False, na_rep="NaN", lineterminator="\n")
+
+
+def comparisons_legend(tests: pd.DataFrame, options: Mapping[str, Any] | None = None,
+                       friedman: Sequence[Mapping[str, Any]] = (), column_names: Mapping[str, str] | None = None,
+                       baseline: str = "") -> list[str]:
+    """What a reader needs beside the comparisons: procedure, sign convention, families, the unit, marks."""
+    from bench_suite.results.tables import TestOptions
+
+    opts = TestOptions(**dict(options)) if options else TestOptions()
+    lines = []
+    against = f" against the baseline ({baseline})" if baseline else " against the baseline"
+    lines.append(f"Tests{against} on the test samples both were scored on: {opts.procedure()}; Shapiro–Wilk on "
+                 "the paired differences is reported in every reason as the normality diagnostic.")
+    lines.append("Effect sizes and differences: positive = the method is better than the baseline, for every "
+                 "metric (lower-is-better values are negated first); [95% CI]: bootstrap over samples "
+                 "(per-sample rows), the model's t interval (replicate-level rows).")
+    lines += _family_lines(tests, column_names or {})
+    if tests.empty:
+        return lines
+    replicate = tests[tests["level"] == "replicate"]
+    networks = pd.to_numeric(tests["replicates"], errors="coerce").max() if "replicates" in tests else math.nan
+    if replicate.empty and not (_finite(networks) and networks > 1):
+        lines.append("One trained network per method (one seed, no folds): these p-values are about the test "
+                     "samples of one trained network, not about the training method; run --seeds 2 or more for a "
+                     "test with training replicates as the unit.")
+    elif not replicate.empty:
+        lines.append(f"Replicate-level rows ({replicate['test'].iloc[0]}) take the trained network (seed × fold) "
+                     "as the unit, as an inference about the training method needs; per-sample rows average each "
+                     "sample over the seeds. Marks come from the per-sample rows.")
+    unmatched = tests[tests["unmatched"].fillna("").astype(str) != ""] if "unmatched" in tests else tests.iloc[0:0]
+    if not unmatched.empty:
+        lines.append("† compared on the shared samples only (--allow-unmatched), so its mean and its test use "
+                     "different sample sets and it is not bolded: "
+                     + "; ".join(dict.fromkeys(f"{r['method']} ({r['dataset']}, {r['metric']}): {r['unmatched']}"
+                                               for r in unmatched.to_dict("records"))) + ".")
+    if friedman:
+        lines.append(f"{len(friedman)} column{'s' if len(friedman) != 1 else ''} with more than two methods: a "
+                     "Friedman test over all of them with a post-hoc of every pair, in the table of Friedman "
+                     "tests (and, for a suite, a critical-difference diagram cd_diagram_*.png / .pdf).")
+    return lines
+
+
+def _family_lines(tests: pd.DataFrame, column_names: Mapping[str, str]) -> list[str]:
+    if tests.empty:
+        return []
+    lines = []
+    tested = tests[pd.to_numeric(tests["family_size"], errors="coerce").fillna(0) > 0]
+    for family, members in tested.groupby("family", sort=False):
+        if "column" in members:
+            columns = list(dict.fromkeys(column_names.get(c, c) for c in members["column"]))
+        else:
+            columns = list(dict.fromkeys(f"{d} {metric_info(m).label}" for d, m in zip(
+                members["dataset"], members["metric"], strict=True)))
+        datasets = list(dict.fromkeys(map(str, members["dataset"])))
+        lines.append(f"Holm family '{family}': {len(members)} tested comparison{'s' if len(members) != 1 else ''} "
+                     f"spanning column{'s' if len(columns) != 1 else ''} {', '.join(columns)} "
+                     f"(dataset{'s' if len(datasets) != 1 else ''} {', '.join(datasets)}).")
+    untested = len(tests) - len(tested)
+    if untested:
+        lines.append(f"{untested} comparison{'s' if untested != 1 else ''} without a test (identical values, too "
+                     "few pairs or one network) belong to no family and leave the others' correction unchanged.")
+    return lines
+
+
+def _friedman_line(result: Mapping[str, Any], column_names: Mapping[str, str]) -> str:
+    where = (column_names.get(result.get("column", ""), "")
+             or f"{result['dataset']} {metric_info(result['metric']).label}")
+    ranks = sorted(result["ranks"].items(), key=lambda item: item[1])
+    pairs = []
+    alpha = float(result.get("alpha", 0.05))
+    names = [name for name, _ in ranks]
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            p = result["pairwise"][a][b]
+            if _finite(p) and p < alpha:
+                pairs.append(f"{a} > {b} (p={p_text(p)})")
+    posthoc = str(result["posthoc"]).capitalize()
+    return (f"Friedman test over the {result['k']} methods of {where} on {result['n']} samples: "
+            f"χ²={result['statistic']:.2f}, p={p_text(result['p'])}; mean ranks (1 = best) "
+            + ", ".join(f"{name} {rank:.2f}" for name, rank in ranks)
+            + f"; {posthoc} post-hoc (critical difference {result['critical_difference']:.2f} at α={alpha:g}): "
+            + (", ".join(pairs) if pairs else "no pair differs") + ".")
 
 
 # -- suite tables ------------------------------------------------------------------------------------------------
@@ -326,20 +448,27 @@ def _jsonable(value: Any) -> Any:
     return int(value) if isinstance(value, (np.integer,)) else value
 
 
+def _column_names(table: pd.DataFrame) -> dict[str, str]:
+    return {key: " ".join(dict.fromkeys(t for t in labels if t))
+            for key, labels in table.attrs.get("column_labels", {}).items()}
+
+
 def suite_legend(table: pd.DataFrame) -> list[str]:
     from bench_suite.results.tables import suite_tests
 
     tests = suite_tests(table)
     lines = []
     if table.attrs.get("baseline"):
-        procedure = ("paired per-sample test (Shapiro–Wilk on the differences → paired t or Wilcoxon)"
-                     if table.attrs.get("stats") == "paired" else
-                     "the paper's unpaired one-sided procedure (Shapiro–Wilk → t-test or Mann–Whitney U)")
         lines.append(
-            f"Marks: * p < 0.05, ** p < 0.01, *** p < 0.001 against the baseline ({table.attrs['baseline']}) of the "
-            f"same dataset and metric; {procedure}; Holm-corrected across the table's {len(tests)} comparisons."
+            f"Marks: * p < 0.05, ** p < 0.01, *** p < 0.001 (Holm-adjusted, per-sample tests) against the baseline "
+            f"({table.attrs['baseline']}) of the same dataset and metric."
         )
+        lines += comparisons_legend(tests, table.attrs.get("options"), table.attrs.get("friedman", []),
+                                    _column_names(table), table.attrs["baseline"])
     lines.append("Bold: best mean per column. Mean ± std over seeds/folds; 'paper': the published value.")
+    if any(str(c[-2]).rpartition("/")[2] == "miou_pooled" for c in table.columns if len(c) > 1):
+        lines.append("mIoU (dataset): per-class IoU from one confusion matrix summed over the test set (what the "
+                     "papers report); mIoU (per-image): the mean of each image's mIoU, which the tests compare.")
     for value, note in table.attrs.get("published_notes", {}).items():
         lines.append(f"Paper value {value}: {note}.")
     unmatched = table.attrs.get("unmatched_published", [])
@@ -367,15 +496,18 @@ def suite_display(table: pd.DataFrame) -> Display:
         means = table[(*col, "mean")].astype(float)
         stds = table[(*col, "std")].astype(float)
         papers = table[(*col, "paper")].astype(float)
-        finite = means[np.isfinite(means)]
+        marks = table[(*col, "mark")]
+        comparable = np.isfinite(means) & ~marks.astype(str).str.contains("†").to_numpy()
+        finite = means[comparable]  # a cell compared on other samples than its mean's is not ranked
         best_text = None
         if len(finite) > 1:
             best_text = format_value(metric, float(finite.min() if metric in lower else finite.max()))
         cells = []
         for mean, std, mark in zip(means, stds, table[(*col, "mark")], strict=True):
             text = "–" if math.isnan(mean) else format_value(metric, float(mean))
+            mark = mark if isinstance(mark, str) else ""
             cells.append(Value(text, "" if text == "–" or math.isnan(std) else format_value(metric, float(std)),
-                               text != "–" and text == best_text, mark if isinstance(mark, str) else ""))
+                               text != "–" and text == best_text and "†" not in mark, mark))
         groups.append({
             "labels": labels.get(json.dumps(list(map(_jsonable, col))), [str(v) for v in col]),
             "cells": cells,
@@ -420,6 +552,9 @@ def render_suite_markdown(table: pd.DataFrame, tests: bool = True) -> str:
     frame = suite_tests(table)
     if tests and not frame.empty:
         text += "\n" + to_markdown(comparisons_display(frame))
+    friedman = friedman_display(table)
+    if tests and friedman is not None:
+        text += "\n" + to_markdown(friedman)
     return text
 
 
@@ -454,14 +589,29 @@ def render_suite_latex(table: pd.DataFrame, label: str | None = None, caption: s
         text += "\n" + to_latex(comparisons_display(frame), caption="Comparisons behind the marks"
                                 + (f" of {table.attrs['suite']}" if table.attrs.get("suite") else ""),
                                 label=f"{label}-tests" if label else None)
+    friedman = friedman_display(table)
+    if tests and friedman is not None:
+        text += "\n" + to_latex(friedman, label=f"{label}-friedman" if label else None)
     return text
 
 
+#: per comparison in a suite CSV row: the per-sample test's fields, then the replicate-level ones (prefixed)
+CSV_TEST_FIELDS = ("test", "reason", "test_n", "p", "p_holm", "family", "family_size", "effect_name", "effect",
+                   "ci_low", "ci_high", "difference", "difference_ci_low", "difference_ci_high", "normality_p",
+                   "alternative", "effect_sign", "unmatched")
+CSV_REPLICATE_FIELDS = ("test", "reason", "replicates", "p", "p_holm", "family_size", "difference",
+                        "difference_ci_low", "difference_ci_high", "df")
+_TEXT_FIELDS = {"test", "reason", "family", "effect_name", "alternative", "effect_sign", "unmatched"}
+
+
 def render_suite_csv(table: pd.DataFrame) -> str:
-    """Tidy: one row per method × column (dataset, metric, …) with mean, std, n, mark, paper and the test."""
+    """Tidy: one row per method × column (dataset, metric, …) with mean, std, n, mark, paper, and per
+    comparison the per-sample test (:data:`CSV_TEST_FIELDS`: test, why, n, raw and Holm p, family, effect
+    and CI, mean difference and CI, the Shapiro–Wilk diagnostic, sign convention) and the replicate-level
+    one (``replicate_*``, empty with one trained network)."""
     columns = table.attrs.get("columns", list(table.columns.names[:-1]))
     col_keys = list(dict.fromkeys(c[:-1] for c in table.columns))
-    by_test = {(r["method"], r["column"]): r for r in table.attrs.get("tests", [])}
+    by_test = {(r["method"], r["column"], r.get("level", "per-sample")): r for r in table.attrs.get("tests", [])}
     records = []
     for row_position, row in enumerate(table.index):
         row_coords = dict(zip(table.index.names, row, strict=True))
@@ -472,12 +622,38 @@ def render_suite_csv(table: pd.DataFrame) -> str:
             record = {**row_coords, **dict(zip(columns, col, strict=True))}
             for field in ("mean", "std", "n", "mark", "paper"):
                 record[field] = table[(*col, field)].iloc[row_position]
-            test = by_test.get((row_coords["method"], json.dumps(list(map(_jsonable, col)))))
-            for field in ("test", "reason", "p", "p_holm", "effect_name", "effect", "ci_low", "ci_high"):
-                record[field] = test.get(field) if test else ("" if field in ("test", "reason", "effect_name")
-                                                              else math.nan)
+            key = json.dumps(list(map(_jsonable, col)))
+            test = by_test.get((row_coords["method"], key, "per-sample"))
+            for field in CSV_TEST_FIELDS:
+                source = "n" if field == "test_n" else field
+                record[field] = test.get(source) if test else ("" if field in _TEXT_FIELDS else math.nan)
+            replicate = by_test.get((row_coords["method"], key, "replicate"))
+            for field in CSV_REPLICATE_FIELDS:
+                record[f"replicate_{field}"] = replicate.get(field) if replicate else (
+                    "" if field in _TEXT_FIELDS else math.nan)
             records.append(record)
     return pd.DataFrame(records).to_csv(index=False, na_rep="NaN", lineterminator="\n")
+
+
+def friedman_display(table_or_results: pd.DataFrame | Sequence[Mapping[str, Any]],
+                     column_names: Mapping[str, str] | None = None) -> Display | None:
+    """The Friedman tests (more than two methods in a column) as a table: k, n, χ², p, mean ranks."""
+    results = (table_or_results.attrs.get("friedman", []) if isinstance(table_or_results, pd.DataFrame)
+               else list(table_or_results))
+    if not results:
+        return None
+    names = column_names or (_column_names(table_or_results) if isinstance(table_or_results, pd.DataFrame) else {})
+    rows = []
+    for result in results:
+        where = names.get(result.get("column", ""), "") or f"{result['dataset']} {metric_info(result['metric']).label}"
+        ranks = sorted(result["ranks"].items(), key=lambda item: item[1])
+        rows.append(Row([where, str(result["k"]), str(result["n"]), f"{result['statistic']:.2f}", p_text(result["p"]),
+                         f"{result['posthoc']} (CD {result['critical_difference']:.2f})",
+                         ", ".join(f"{name} {rank:.2f}" for name, rank in ranks)]))
+    headers = [[Header(h) for h in ("column", "methods", "samples", "χ²", "p", "post-hoc", "mean rank (1 = best)")]]
+    return Display(headers, 1, rows, caption="Friedman tests over the methods of each column",
+                   legend=[_friedman_line(r, names) for r in results], latex_columns="lrrrrlp{6cm}",
+                   latex_size=r"\scriptsize")
 
 
 # -- writing -----------------------------------------------------------------------------------------------------
@@ -529,4 +705,36 @@ def comparisons_text(tests: pd.DataFrame, fmt: str, caption: str | None = None, 
     if fmt == "csv":
         return comparisons_csv(tests)
     display = comparisons_display(tests, caption or "", list(legend))
+    return to_latex(display, caption, label) if fmt == "latex" else to_markdown(display)
+
+
+COST_HEADERS = ["dataset", "trainer", "neuron", "norm", "T", "seed", "device", "stage", "s", "peak RSS (MiB)",
+                "peak device (MiB)"]
+
+
+def costs_display(costs: pd.DataFrame, caption: str = "") -> Display:
+    """Per cell and stage: time and peak memory (``frames.stage_costs``); a rule above each new cell."""
+    rows = []
+    previous = None
+    for record in costs.to_dict("records"):
+        device_mib = record["peak_device_mib"]
+        cells: list[str | Value] = [
+            str(record["dataset"]), str(record["trainer"]), str(record["neuron"]), str(record["norm"]),
+            "" if not record["T"] else str(record["T"]), str(record["seed"]),
+            str(record["device"]) + (f" ({record['precision']})" if record.get("precision") else ""),
+            str(record["stage"]), f"{record['seconds']:.1f}", f"{record['peak_rss_mib']:.0f}",
+            "–" if device_mib != device_mib else f"{device_mib:.0f}",
+        ]
+        rows.append(Row(cells, group_start=record["cell_id"] != previous and previous is not None))
+        previous = record["cell_id"]
+    legend = ["peak RSS: the process's resident memory at its highest during the stage (reset per stage where "
+              "Linux allows it); peak device: torch.cuda.max_memory_allocated, reset per stage; – = on the CPU"]
+    return Display([[Header(h) for h in COST_HEADERS]], 8, rows, caption=caption or "Time and memory per stage",
+                   legend=legend)
+
+
+def costs_text(costs: pd.DataFrame, fmt: str, caption: str | None = None, label: str | None = None) -> str:
+    if fmt == "csv":
+        return costs.to_csv(index=False)
+    display = costs_display(costs, caption or "")
     return to_latex(display, caption, label) if fmt == "latex" else to_markdown(display)

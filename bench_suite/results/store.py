@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from bench_suite.core.errors import BenchSuiteError, did_you_mean
+from bench_suite.core.paths import results_option
 
 DB_FILENAME = "bench-suite.sqlite"
 SCHEMA_VERSION = 1
@@ -114,6 +115,12 @@ CREATE TABLE IF NOT EXISTS planned_cells (
     PRIMARY KEY (run_id, cell_key)
 )
 """
+def timing_column(phase: str) -> str:
+    """The cells-frame column of a stored timing: ``ann_s`` and ``ann_rss_mib`` as they are (the cell
+    runner names its measurements with their unit), a bare phase such as ``train`` as ``train_s``."""
+    return phase if phase.endswith(("_s", "_mib")) else f"{phase}_s"
+
+
 _CHILD_TABLES = ("sample_metrics", "curves", "layer_stats", "timings")
 
 
@@ -324,7 +331,7 @@ class ResultStore:
         hint = did_you_mean(run_id, recent)
         return BenchSuiteError(
             f"unknown run id '{run_id}' in {self.results_dir}{hint + ' ' if hint else ' — '}latest runs: "
-            f"{', '.join(recent[:5])}; see one with `bench-suite report {recent[0]}`"
+            f"{', '.join(recent[:5])}; see one with `bench-suite report {recent[0]}{results_option(self.results_dir)}`"
         )
 
     def _require_run(self, run_id: str) -> None:
@@ -336,14 +343,15 @@ class ResultStore:
         return None if row is None else row[0]
 
     def list_runs(self) -> list[dict[str, Any]]:
-        """Newest first, each with its cell counts by status."""
+        """Newest first, each with its cell counts by status and ``planned`` (the cells it is made of)."""
         rows = self._conn.execute(
             """
             SELECT r.id, r.created, r.status, r.spec, r.versions,
                    count(c.id),
                    coalesce(sum(c.status = 'done'), 0),
                    coalesce(sum(c.status = 'failed'), 0),
-                   coalesce(sum(c.status = 'running'), 0)
+                   coalesce(sum(c.status = 'running'), 0),
+                   (SELECT count(*) FROM planned_cells p WHERE p.run_id = r.id)
             FROM runs r LEFT JOIN cells c ON c.run_id = r.id
             GROUP BY r.id
             ORDER BY r.created DESC, r.rowid DESC
@@ -360,6 +368,7 @@ class ResultStore:
                 "done": row[6],
                 "failed": row[7],
                 "running": row[8],
+                "planned": row[9],
             }
             for row in rows
         ]
@@ -577,7 +586,7 @@ class ResultStore:
             ).fetchall()
         timings: dict[int, dict[str, float]] = {}
         for cell_id, phase, seconds in timing_rows:
-            timings.setdefault(cell_id, {})[f"{phase}_s"] = math.nan if seconds is None else seconds
+            timings.setdefault(cell_id, {})[timing_column(phase)] = math.nan if seconds is None else seconds
         records = []
         for cell_id, key, status, error, started, finished, attempts, tb, info, config in rows:
             record = {

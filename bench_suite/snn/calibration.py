@@ -134,13 +134,15 @@ def input_level(inputs: torch.Tensor, percentile: float) -> float:
 
 
 def balance_thresholds(
-    network, x: torch.Tensor, steps: int, make_neuron, percentile: float = 100.0
+    network, x: torch.Tensor, steps: int, make_neuron, percentile: float = 100.0, progress=None,
 ) -> dict[str, float]:
     """θ per neuron module name of ``network.body``: the maximum (or a percentile of the) input over
-    ``steps`` steps."""
+    ``steps`` steps. ``progress`` (``stage(description, total)``) advances once per neuron layer."""
     body: fx.GraphModule = network.body
     found: dict[str, float] = {}
     batch = x.shape[0]
+    layers = sum(isinstance(m, SpikingNeuron) for m in body.modules())
+    advance = progress.stage("threshold balancing", layers) if progress is not None else (lambda n=1: None)
 
     class TimeFolded(fx.Interpreter):
         def call_module(self, target, args, kwargs):
@@ -154,6 +156,7 @@ def balance_thresholds(
             neuron = make_neuron(theta, module.channels)
             functional.reset_net(neuron)
             outputs = torch.stack([neuron(step) for step in inputs])
+            advance(1)
             return outputs.reshape(steps * batch, *outputs.shape[2:])
 
     with torch.no_grad():
@@ -186,13 +189,15 @@ class BalancingSettings:
 
 
 def threshold_balanced(
-    structure: NetworkStructure, calibration: torch.Tensor, make_neuron, settings: BalancingSettings
+    structure: NetworkStructure, calibration: torch.Tensor, make_neuron, settings: BalancingSettings,
+    progress=None,
 ) -> Normalized:
     """Weights as trained, one balanced threshold per neuron site (× ``settings.scale``)."""
     graph = copy.deepcopy(structure.graph)
     network = build_spiking_network(structure, graph, make_neuron)
     samples = samples_within_budget(settings.samples, settings.steps, calibration[0].numel())
-    by_module = balance_thresholds(network, calibration[:samples], settings.steps, make_neuron, settings.percentile)
+    by_module = balance_thresholds(network, calibration[:samples], settings.steps, make_neuron, settings.percentile,
+                                   progress)
     # a ReLU's neuron sits at the ReLU's module path; a pool's re-spiking neuron has its own name
     nodes = {n.name: n for n in structure.graph.graph.nodes}
     thresholds = {site: by_module[nodes[site].target] * settings.scale for site in structure.sites}

@@ -41,14 +41,34 @@ class SpikingNetwork(nn.Module):
         # object with encode(x, t, generator) giving each step's input (Poisson rate coding)
         self.input_coding = None
         self.coding_seed = 0
-        self.coding_generator = torch.Generator().manual_seed(0)
+        self._generators: dict[str, torch.Generator] = {}
+
+    def coding_generator(self, device: torch.device) -> torch.Generator:
+        """The input coding's random stream on ``device`` (random numbers are drawn where the input is;
+        the streams of two devices differ, so random input coding agrees across devices in rate only)."""
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.coding_seed)
+        return self._generators[key]
 
     def restart_coding(self, seed: int | None = None) -> None:
         """Restart the input coding's random stream (from ``coding_seed``), so that an evaluation gives the
         same spikes however often the network was simulated before (training, earlier stages)."""
         if seed is not None:
             self.coding_seed = seed
-        self.coding_generator.manual_seed(self.coding_seed)
+        self._generators.clear()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_generators"] = {}  # generators are not picklable; they restart from coding_seed
+        return state
+
+    def __deepcopy__(self, memo):
+        copied = SpikingNetwork.__new__(SpikingNetwork)
+        memo[id(self)] = copied
+        for key, value in self.__dict__.items():
+            copied.__dict__[key] = {} if key == "_generators" else copy.deepcopy(value, memo)
+        return copied
 
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """Every neuron of the body in network order (the order of the traced graph, not of registration:
@@ -78,7 +98,7 @@ class SpikingNetwork(nn.Module):
         if self.input_coding is not None:
             total = 0.0
             for step in range(time_steps):
-                coded = self.input_coding.encode(x, step, self.coding_generator)
+                coded = self.input_coding.encode(x, step, self.coding_generator(x.device))
                 total = total + self.body(self.encoder(coded)).float()
             return self.head(total / time_steps)
         current = self.encoder(x)

@@ -15,22 +15,22 @@ import torch
 from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.tasks import Task
 from bench_suite.snn.network import SpikingNetwork, TrainedNetwork
-from bench_suite.snn.training import TrainingPatches, convert, task_loss, train_epochs
+from bench_suite.snn.training import FP32, MixedPrecision, TrainingPatches, convert, task_loss, train_epochs
 
 
 def asf_step(
     network: SpikingNetwork, x: torch.Tensor, target: torch.Tensor, time_steps: int, task: Task,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer, amp: MixedPrecision = FP32,
 ) -> float:
     """One ASF update on a batch; returns the loss."""
-    with torch.no_grad():
+    with torch.no_grad(), amp.autocast():
         network.simulate(x, time_steps, record=True)
     optimizer.zero_grad(set_to_none=True)
-    loss = task_loss(task, network.flow_forward(x), target)
+    with amp.autocast():
+        loss = task_loss(task, network.flow_forward(x), target)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"ASF fine-tuning diverged (loss {loss.item()})")
-    loss.backward()
-    optimizer.step()
+    amp.step(loss, optimizer)
     network.set_record(False)
     return loss.item()
 
@@ -55,13 +55,15 @@ class ASFTrainer:
         self.params = params or ASFParams()
 
     def run(self, ctx: TrainerContext) -> TrainedNetwork:
-        patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)
+        patches = TrainingPatches.for_cell(ctx)
         network = convert(ctx, patches.calibration(ctx.profile.calibration_samples))
         lr = self.params.lr or ctx.profile.asf_lr
         epochs = self.params.epochs or ctx.profile.asf_epochs
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        amp = MixedPrecision.for_cell(ctx)
         torch.manual_seed(ctx.seed)
-        train_epochs(ctx, patches, epochs, "asf", "ASF fine-tune",
-                     lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer), 1000,
-                     max_batches=ctx.profile.max_train_batches)
+        with ctx.stage("fine-tune"):
+            train_epochs(ctx, patches, epochs, "asf", "ASF fine-tune",
+                         lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer, amp),
+                         1000, max_batches=ctx.profile.max_train_batches)
         return TrainedNetwork(network.eval(), ctx.time_steps)

@@ -17,6 +17,6 @@ class ConversionTrainer:
         self.params = params
 
     def run(self, ctx: TrainerContext) -> TrainedNetwork:
-        patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)
+        patches = TrainingPatches.for_cell(ctx)
         calibration = patches.calibration(ctx.profile.calibration_samples)
         return TrainedNetwork(convert(ctx, calibration), ctx.time_steps)

@@ -29,7 +29,7 @@ from bench_suite.snn.calibration import BalancingSettings, samples_within_budget
 from bench_suite.snn.convert import analyse, build_spiking_network
 from bench_suite.snn.encoders import make_encoder
 from bench_suite.snn.network import TrainedNetwork
-from bench_suite.snn.training import TrainingPatches, train_epochs
+from bench_suite.snn.training import MixedPrecision, TrainingPatches, train_epochs
 from bench_suite.trainers.direct import bptt_step
 
 
@@ -69,6 +69,9 @@ class ThreeStageTrainer:
     def __init__(self, params: ThreeStageParams | None = None) -> None:
         self.params = params or ThreeStageParams()
 
+    def ann_losses(self) -> tuple:
+        return (self.params.loss,)  # the ANN trained with the method's loss
+
     def run(self, ctx: TrainerContext) -> TrainedNetwork:
         task = ctx.bundle.task
         if task.kind != "segmentation" or task.n_classes != 2:
@@ -77,16 +80,19 @@ class ThreeStageTrainer:
                 f"{task.kind} with {task.n_classes} classes — use trainer asf or dt for it"
             )
         p = self.params
-        patches = TrainingPatches(ctx.bundle, ctx.profile, ctx.seed)
+        patches = TrainingPatches.for_cell(ctx)
         ann = ctx.get_ann(loss=p.loss)
         calibration = patches.calibration(ctx.profile.calibration_samples)
-        structure = analyse(ann, calibration)
-        tb = BalancingSettings(steps=p.conversion_steps or ctx.time_steps, scale=p.tb_scale, percentile=p.tb_percentile)
-        balanced = threshold_balanced(structure, calibration, ctx.make_neuron, tb)
+        with ctx.stage("calibration"):
+            structure = analyse(ann, calibration)
+            tb = BalancingSettings(steps=p.conversion_steps or ctx.time_steps, scale=p.tb_scale,
+                                   percentile=p.tb_percentile)
+            balanced = threshold_balanced(structure, calibration, ctx.make_neuron, tb, ctx.progress)
         ctx.info["thresholds"] = balanced.thresholds
         ctx.info["tb_samples"] = samples_within_budget(tb.samples, tb.steps, calibration[0].numel())
         ctx.info["tb_steps"] = tb.steps
         network = build_spiking_network(structure, balanced.graph, ctx.make_neuron, balanced.thresholds)
+        network = network.to(ctx.device)
         if p.encoder != "direct":
             network.input_coding = RescaledCoding.fit(make_encoder(p.encoder), patches.images, p.encoder)
             network.input_coding.absorb_into(network.encoder)
@@ -100,17 +106,19 @@ class ThreeStageTrainer:
         optimizer = torch.optim.Adam(network.parameters(), lr=p.lr or ctx.profile.three_stage_lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
         epochs = p.epochs or ctx.profile.three_stage_epochs
+        amp = MixedPrecision.for_cell(ctx)
         network.train()
         batches_done = [0]
 
         def step(x: torch.Tensor, y: torch.Tensor) -> float:
-            loss = bptt_step(network, x, y, ctx.time_steps, task, optimizer, p.loss)
+            loss = bptt_step(network, x, y, ctx.time_steps, task, optimizer, p.loss, amp)
             batches_done[0] += 1
             ctx.log_curve("three-stage", batches_done[0], "batch_loss", loss)  # convergence by batch
             return loss
 
-        train_epochs(ctx, patches, epochs, "three-stage", "three-stage fine-tune (BPTT)", step, 3000,
-                     after_epoch=scheduler.step, max_batches=ctx.profile.max_train_batches)
+        with ctx.stage("fine-tune"):
+            train_epochs(ctx, patches, epochs, "three-stage", "three-stage fine-tune (BPTT)", step, 3000,
+                         after_epoch=scheduler.step, max_batches=ctx.profile.max_train_batches)
         stages = {"ann": TrainedNetwork(ann, 0, p.output_threshold), "converted": converted}
         return TrainedNetwork(network.eval(), ctx.time_steps, p.output_threshold, stages)
 

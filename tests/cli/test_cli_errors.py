@@ -24,14 +24,12 @@ def invoke(*args):
         (["run", "-T", "0"], "must be at least 1"),
         (["run", "-T", "ten"], "is not a whole number"),
         (["run", "--seeds", "x"], "--seeds 'x' is neither a count"),
-        (["run", "--profile", "fast"], "unknown profile 'fast'"),
         (["run", "--set", "ann_epoch=3"], "did you mean 'ann_epochs'"),
         (["run", "--set", "ann_epochs=-1"], "must be positive"),
         (["run", "--set", "ann_epochs"], "is not KEY=VALUE"),
         (["run", "--grid", "em"], "use it with --suite NAME"),
         (["run", "--suite", "spiking-unet/table7", "--grid", "emm"], "no grid 'emm' — did you mean 'em'?"),
         (["list", "neuronz"], "unknown kind 'neuronz'"),
-        (["report", "--format", "pdf"], "is not one of csv, latex, markdown"),
     ],
 )
 def test_error_is_one_sentence_and_non_zero_exit(args, expected, tmp_path):

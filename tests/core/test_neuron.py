@@ -25,7 +25,7 @@ def test_an_overridden_reset_runs_with_and_without_autograd(grad):
     assert float(neuron.v.detach()) == pytest.approx(0.75)  # before the fix: 0.5 without autograd
 
 
-def test_the_leaky_gate_reads_the_true_sum_of_inputs():
+def test_the_leaky_gate_reads_the_true_sum_of_inputs(example_package):
     from bench_suite_example.neurons import LIFNeuron, LIFParams
 
     neuron = LIFNeuron(LIFParams(beta=0.5))

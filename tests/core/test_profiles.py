@@ -88,19 +88,18 @@ def test_ann_checkpoint_key_follows_only_the_settings_that_shape_the_ann(tmp_pat
     import dataclasses
     from types import SimpleNamespace
 
-    from bench_suite.experiment.runner import Runner
+    from bench_suite.experiment.cells import ann_key
 
     plugin = SimpleNamespace(label="x", params_dict=dict)
     cell = SimpleNamespace(dataset=plugin, model=plugin, seed=0)
     from bench_suite.core.tasks import Task
 
     bundle = SimpleNamespace(split={"train": ["a"], "test": ["b"]}, task=Task("segmentation", 1, 2))
-    runner = Runner(tmp_path)
     quick = PROFILES["quick"]
-    key = runner.ann_key(cell, bundle, quick)
+    key = ann_key(cell, bundle, quick)
     unrelated = dataclasses.replace(quick, asf_epochs=7, three_stage_epochs=5, max_train_batches=3)
-    assert runner.ann_key(cell, bundle, unrelated) == key
-    assert runner.ann_key(cell, bundle, dataclasses.replace(quick, ann_epochs=7)) != key
-    assert runner.ann_key(cell, bundle, dataclasses.replace(quick, ann_optimizer="rmsprop")) != key
-    assert runner.ann_key(cell, bundle, quick, loss="dice") != key
-    assert runner.ann_key(cell, bundle, quick, loss="ce") != key
+    assert ann_key(cell, bundle, unrelated) == key
+    assert ann_key(cell, bundle, dataclasses.replace(quick, ann_epochs=7)) != key
+    assert ann_key(cell, bundle, dataclasses.replace(quick, ann_optimizer="rmsprop")) != key
+    assert ann_key(cell, bundle, quick, loss="dice") != key
+    assert ann_key(cell, bundle, quick, loss="ce") != key

@@ -29,3 +29,32 @@ def test_multi_level_gradient_uses_rectangular_surrogate_of_width_a():
     v = torch.tensor([0.8, 1.2, 2.0], requires_grad=True)
     neuron.fire(v).sum().backward()
     assert v.grad.tolist() == pytest.approx([1.0, 1.0, 0.0])  # |v − 1| < a/2 = 0.5 → 1/a
+
+
+def test_conversion_gives_ml_the_unit_over_k_and_the_network_fires():
+    """θ/K after normalization: K units together output the normalization's unit per step (issue 15)."""
+    import torch
+
+    from bench_suite.core.contracts import TrainerContext
+    from bench_suite.core.profiles import PROFILES
+    from bench_suite.models.unet import UNet2d, UNet2dParams
+    from bench_suite.neurons.multi_level import MLNeuron, MLParams
+    from bench_suite.norms.scaling import ConnectionWiseNorm
+    from bench_suite.snn.training import convert
+    from bench_suite.testing.checks import tiny_bundle
+
+    bundle = tiny_bundle()
+    torch.manual_seed(0)
+    ann = UNet2d(UNet2dParams(depth=2)).build(bundle.task, 4).eval()
+    ctx = TrainerContext(bundle=bundle, profile=PROFILES["smoke"], model_plugin=UNet2d(), get_ann=lambda loss=None: ann,
+                         make_neuron=lambda th, ch: MLNeuron(MLParams(units=3), threshold=th, channels=ch),
+                         norm=ConnectionWiseNorm(), seed=0, time_steps=8)
+    x = torch.from_numpy(bundle.train[0].image[None].copy())
+    network = convert(ctx, x)
+    for _, neuron in network.neurons():
+        assert neuron.v_threshold == pytest.approx(1 / 3)  # every normalized unit θ = 1, over K = 3
+        assert neuron.unit_thresholds.tolist() == pytest.approx([0.6 / 3, 1.6 / 3, 2.6 / 3])
+    network.set_record("stats")
+    with torch.no_grad():
+        network.simulate(x, 8, record="stats")
+    assert sum(float(neuron.spikes) for _, neuron in network.neurons()) > 0

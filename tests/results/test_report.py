@@ -253,3 +253,54 @@ def test_write_report_creates_parent_folders(store: ResultStore, run_id: str, tm
     assert out.read_text(encoding="utf-8") == text
     with pytest.raises(BenchSuiteError, match="unknown report format 'html'"):
         write_report(store, run_id, "html")  # type: ignore[arg-type]
+
+
+def test_penalised_subjects_are_counted_beside_hd95_and_assd(store: ResultStore) -> None:
+    # issue 14: the empty-prediction penalty (the volume diagonal, 60 mm here) dominates a mean HD95, so
+    # the report counts the subjects it was applied to
+    run_id = store.create_run({}, {})
+    config = cell_config("mt", 0, dataset="hippocampus") | {"model": "unet3d"}
+    cell_id = store.start_cell(run_id, "k", config)
+    rows = []
+    for subject, (hd95, penalised) in {"s1": (2.0, 0.0), "s2": (60.0, 1.0), "s3": (3.0, 0.0)}.items():
+        rows += [(subject, "hd95", hd95), (subject, "assd", hd95 / 2), (subject, "penalised", penalised)]
+    store.finish_cell(cell_id, sample_metrics=rows)
+    tidy = tidy_frame(store, run_id).set_index("metric")
+    assert tidy.loc["penalised", "value"] == 1.0 and tidy.loc["penalised", "n"] == 3  # a count, not a mean
+    assert tidy.loc["hd95", "value"] == pytest.approx(65 / 3)
+    summary = summary_table(tidy.reset_index())
+    assert list(summary.columns.get_level_values(0).unique()) == ["hd95", "assd", "penalised"]
+    markdown = render_markdown(summary)
+    assert "| HD95 (mm) | ASSD (mm) | empty pred. (count) |" in markdown and "| 21.67 | 10.83 | 1 |" in markdown
+
+
+def test_report_command_options_reach_the_tests(store: ResultStore, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bench_suite.cli.app import app
+
+    run_id = store.create_run({}, {})
+    for kind, offset in (("mt", 0.0), ("rs", -0.02)):
+        cell_id = store.start_cell(run_id, kind, cell_config(kind, 0))
+        values = [0.8 + offset + 0.01 * ((i * 7) % 5) for i in range(8)]
+        store.finish_cell(cell_id, sample_metrics=[(f"img{i}", "f1", v) for i, v in enumerate(values)])
+    rs_missing = store.start_cell(run_id, "rs-drive2", cell_config("rs", 0, dataset="em"))
+    store.finish_cell(rs_missing, sample_metrics=[(f"s{i}", "f1", 0.7) for i in range(3)])
+    mt_em = store.start_cell(run_id, "mt-em", cell_config("mt", 0, dataset="em"))
+    store.finish_cell(mt_em, sample_metrics=[(f"s{i}", "f1", 0.72 + 0.01 * i) for i in range(4)])
+    results = str(store.results_dir)
+
+    def report(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["report", run_id, "--baseline", "neuron=mt", "--results", results, *args])
+        return result.exit_code, result.output
+
+    code, output = report()
+    assert code != 0 and "lacks s3" in output and "--allow-unmatched" in output  # em: RS has 3 of MT's 4 slices
+    code, output = report("--allow-unmatched", "--test", "permutation", "--alternative", "less", "--family",
+                          "dataset", "--format", "csv")
+    assert code == 0, output
+    frame = pd.read_csv(io.StringIO(output))
+    assert set(frame["test"]) == {"sign-flip permutation"} and set(frame["alternative"]) == {"less"}
+    assert set(frame["family_size"]) == {1} and frame["unmatched"].fillna("").str.contains("lacks s3").any()
+    code, output = report("--test", "welch")
+    assert code == 2 and "'welch' is not one of" in output  # the parser checks the choice

@@ -136,7 +136,7 @@ def test_a_neuron_whose_no_grad_path_bypasses_its_reset_fails_the_kit():
         check_neuron(OldBaseHalvingReset)
 
 
-def test_the_old_leaky_gate_fails_the_kit():
+def test_the_old_leaky_gate_fails_the_kit(example_package):
     from bench_suite_example.neurons import LIFNeuron
 
     check_neuron(LIFNeuron)

@@ -25,3 +25,58 @@ def test_bptt_trains_every_neuron_from_random_weights():
         losses = [bptt_step(snn, x, target, 6, task, optimizer) for _ in range(40)]
         assert losses[-1] < 0.7 * losses[0], (neuron_cls.__name__, losses[0], losses[-1])
         assert snn.encoder.weight.grad.abs().sum() > 0, f"{neuron_cls.__name__}: no gradient reached the input"
+
+
+def _ctx(neuron_cls, profile="smoke", **changes):
+    import dataclasses
+
+    from bench_suite.core.contracts import TrainerContext
+    from bench_suite.core.profiles import PROFILES
+    from bench_suite.models.unet import UNet2d, UNet2dParams
+    from bench_suite.testing.checks import tiny_bundle
+
+    bundle = tiny_bundle()
+    model = UNet2d(UNet2dParams(depth=2))
+    return TrainerContext(bundle=bundle, profile=dataclasses.replace(PROFILES[profile], width=4, **changes),
+                          model_plugin=model, get_ann=None, norm=None, seed=0, time_steps=6,
+                          make_neuron=lambda th, ch: neuron_cls(threshold=th, channels=ch))
+
+
+def _firing_layers(network, x, T=6) -> list[float]:
+    network.set_record("stats")
+    with torch.no_grad():
+        network.simulate(x, T, record="stats")
+    return [float(neuron.spikes) for _, neuron in network.neurons()]
+
+
+def test_normalized_start_fires_in_every_layer_where_default_weights_go_silent():
+    from bench_suite.snn.training import TrainingPatches
+    from bench_suite.trainers.direct import normalized_start, random_start
+
+    ctx = _ctx(IFNeuron)
+    patches = TrainingPatches.for_cell(ctx)
+    x = patches.calibration(8)
+    torch.manual_seed(0)
+    model = ctx.model_plugin.build(ctx.bundle.task, 4)
+    normalized = _firing_layers(normalized_start(ctx, model, patches), x)
+    assert all(spikes > 0 for spikes in normalized), normalized  # gradients can reach every layer
+    torch.manual_seed(0)
+    silent = _firing_layers(random_start(ctx, ctx.model_plugin.build(ctx.bundle.task, 4), patches), x)
+    assert sum(s == 0 for s in silent) > sum(s == 0 for s in normalized)  # what the normalized start fixes
+
+
+def test_dt_follows_the_profile_recipe_and_its_parameters():
+    from bench_suite.trainers.direct import DirectTrainer, DTParams
+
+    ctx = _ctx(MTNeuron, max_train_batches=3, dt_epochs=2)
+    trained = DirectTrainer().run(ctx)
+    assert ctx.info["dt"] == {"init": "normalized", "schedule": "cosine", "lr": 2e-3, "epochs": 2, "batches": 6}
+    assert [c[:3] for c in ctx.curves] == [("dt", 1, "loss"), ("dt", 2, "loss")]
+    assert trained.time_steps == 6
+    reference = _ctx(MTNeuron, max_train_batches=2, dt_epochs=1)
+    DirectTrainer(DTParams(init="random", schedule="constant", lr=1e-3)).run(reference)
+    assert reference.info["dt"]["init"] == "random" and reference.info["dt"]["schedule"] == "constant"
+    from bench_suite.core.profiles import PROFILES
+
+    paper = PROFILES["paper"]  # the reference's settings stay the paper profile's
+    assert (paper.dt_init, paper.dt_schedule, paper.dt_lr, paper.dt_epochs) == ("random", "constant", 1e-3, 100)
