@@ -9,7 +9,6 @@ PNG and PDF like the other figures.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ from typing import Any
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
-FORMATS = ("png", "pdf")
-_DPI = 200
 
 
 def critical_difference_diagram(result: Mapping[str, Any], out_dir: Path | str, stem: str,
@@ -45,15 +41,9 @@ def critical_difference_diagram(result: Mapping[str, Any], out_dir: Path | str, 
     ax.set_title(f"{heading}\nFriedman χ²={result['statistic']:.2f}, p={_p(result['p'])}, {result['k']} methods, "
                  f"{result['n']} samples; bars: {result['posthoc']} p ≥ {float(result.get('alpha', 0.05)):g}",
                  fontsize=8)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.=-]+", "_", stem).strip("_")
-    paths = []
-    for fmt in FORMATS:
-        path = out / f"{stem}.{fmt}"
-        figure.savefig(path, dpi=_DPI, format=fmt)
-        paths.append(path)
-    return paths
+    from bench_suite.results.figures import _save
+
+    return _save(figure, out_dir, stem)
 
 
 def _p(p: float) -> str:
