@@ -47,8 +47,8 @@ class MLNeuron(SpikingNeuron):
             self.surrogate_function = make_surrogate("rectangular", 1.0 / params.spacing)
         self.register_buffer(
             "unit_thresholds",
-            # device: a buffer, moved with the module
-            torch.tensor([params.theta0 + k * params.spacing for k in range(params.units)]) * threshold,
+            # device: a buffer, built on the CPU like the module's parameters and moved with it
+            torch.tensor([params.theta0 + k * params.spacing for k in range(params.units)], device="cpu") * threshold,
             persistent=False,
         )
         self._fired = None

@@ -227,7 +227,7 @@ def reach_map(module: nn.Module, spatial: tuple[int, ...]) -> torch.Tensor:
     """Per input position of ``module`` (spatial shape ``spatial``): the (output position, tap) pairs it takes
     part in — for a pool, the windows containing it. float64, shape ``spatial``."""
     # device: the wiring is counted from shapes alone, in float64 on the CPU, whatever device the network is on
-    x = torch.ones((1, 1, *spatial), dtype=torch.float64, requires_grad=True)
+    x = torch.ones((1, 1, *spatial), dtype=torch.float64, device="cpu", requires_grad=True)
     with torch.enable_grad():
         _geometry(module, x).sum().backward()
     return x.grad[0, 0].detach()
@@ -240,7 +240,8 @@ def fan_out_maps(network: SpikingNetwork, spatial: dict[str, tuple[int, ...]]) -
     result = {}
     for name, shape in spatial.items():
         # device: CPU float64 counts, like reach_map's
-        maps = {key: torch.zeros(shape, dtype=torch.float64) for key in ("synapses", "pool_adds", "readout_adds")}
+        maps = {key: torch.zeros(shape, dtype=torch.float64, device="cpu")
+                for key in ("synapses", "pool_adds", "readout_adds")}
         for kind, module, times, *_ in consumers[name]:
             if kind == "readout":
                 maps["readout_adds"] += times

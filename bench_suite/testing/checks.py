@@ -99,7 +99,7 @@ _STEPS = 6
 def _neuron_inputs(seed: int = 0, steps: int = _STEPS, scale: float = 1.5) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     # mixed signs and values around the threshold, away from exact level boundaries (measure zero)
-    return (torch.rand((steps, *_SHAPE), generator=generator) * 2 - 0.6) * scale
+    return (torch.rand((steps, *_SHAPE), generator=generator, device="cpu") * 2 - 0.6) * scale
 
 
 def _simulate_neuron(neuron: SpikingNeuron, inputs: torch.Tensor, grad: bool) -> tuple[list[torch.Tensor], Any]:
@@ -171,7 +171,7 @@ def neuron_checks(neuron_cls: type, params: Any = None) -> Iterator[tuple[str, C
     def surrogate_gradient_near_threshold() -> None:
         neuron = make()
         _reset(neuron)
-        x = torch.full(_SHAPE, 1.02).requires_grad_(True)  # just above θ = 1
+        x = torch.full(_SHAPE, 1.02, device="cpu").requires_grad_(True)  # just above θ = 1
         with torch.enable_grad():
             out = neuron(x)
             out.sum().backward()
