@@ -452,6 +452,8 @@ def _run(plugin, dataset, time_steps, seeds, profile, set_, data_root, suite, gr
         where = f" on {executor.description}" if executor is not None else ""
         dashboard = f" (Dask dashboard: {executor.dashboard})" if executor is not None and executor.dashboard else ""
         say(f"{len(cells)} cells{where}{dashboard}", to=progress.console)
+        for note in getattr(executor, "notes", ()):
+            say(f"Note: {note}.", to=progress.console)
         try:
             outcomes = runner.execute(run_id, cells, spec, store)
         except KeyboardInterrupt:

@@ -25,6 +25,17 @@ from bench_suite.experiment.cells import AnnWeights, CellJob, CellResult, ann_pl
 #: a task whose worker died this many times more is given up (the first death is retried elsewhere)
 ALLOWED_FAILURES = 1
 
+#: Dask's nannies start every worker with MALLOC_TRIM_THRESHOLD_=65536 (``distributed.nanny.pre-spawn-environ``)
+#: so that freed memory goes back to the OS. Setting that variable switches off glibc's adaptive mmap
+#: threshold: every tensor above 128 KiB becomes a fresh mmap, page-faulted and zeroed on each allocation,
+#: and torch's CPU forward passes ran 1.4-1.5x slower (benchmarks/grid_speed.py). bench-suite's workers start
+#: without it; the value None is the config's way of unsetting a variable.
+UNSET_WORKER_VARIABLES = ("MALLOC_TRIM_THRESHOLD_",)
+
+#: the same, for workers started by a job script (dask-jobqueue): a Dask config variable the job exports
+JOB_SCRIPT_ENVIRONMENT = ("export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{"
+                          + ", ".join(f"'{name}': None" for name in UNSET_WORKER_VARIABLES) + "}\"")
+
 
 @dataclasses.dataclass(frozen=True)
 class AnnDone:
@@ -45,6 +56,7 @@ class InProcessExecutor:
 
     description = "in-process"
     dashboard = ""
+    notes: tuple[str, ...] = ()
 
     def __init__(self, progress=None) -> None:
         self.progress = progress
@@ -71,6 +83,7 @@ class DaskExecutor:
         self.description = description
         self.gpus = gpus
         self.dashboard = getattr(client, "dashboard_link", "") or ""
+        self.notes: list[str] = []  # sentences the CLI prints beside the run id (e.g. slow worker settings)
 
     # -- how to get one ------------------------------------------------------------------------------------
     @staticmethod
@@ -82,7 +95,8 @@ class DaskExecutor:
             raise BenchSuiteError(
                 "running cells on Dask workers needs the dask extra; install it with "
                 "`pip install 'bench-suite[dask]'` (distributed and dask-jobqueue)") from None
-        dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES})
+        dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                         **{f"distributed.nanny.pre-spawn-environ.{name}": None for name in UNSET_WORKER_VARIABLES}})
         return distributed
 
     @classmethod
@@ -114,7 +128,9 @@ class DaskExecutor:
                 f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}); check the address "
                 "and that the scheduler is running (dask scheduler), or run without --scheduler") from None
         gpus = any("GPU" in (w.get("resources") or {}) for w in client.scheduler_info().get("workers", {}).values())
-        return cls(client, None, f"Dask scheduler {address}", gpus=gpus)
+        executor = cls(client, None, f"Dask scheduler {address}", gpus=gpus)
+        executor.notes = slow_worker_notes(client)
+        return executor
 
     @classmethod
     def slurm(cls, options: dict[str, str], workers: int) -> DaskExecutor:
@@ -169,6 +185,23 @@ class DaskExecutor:
             self.cluster.close()
 
 
+def _environment_variables(names: tuple[str, ...]) -> dict[str, str]:
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def slow_worker_notes(client) -> list[str]:
+    """A sentence when workers of an existing cluster run with a variable that slows torch on CPUs."""
+    try:
+        found = client.run(_environment_variables, UNSET_WORKER_VARIABLES)
+    except Exception:  # noqa: BLE001 - a note is advice; a cluster that cannot answer still runs the grid
+        return []
+    slowed = sorted({name for variables in found.values() for name in variables})
+    if not slowed:
+        return []
+    return [f"the cluster's workers run with {', '.join(slowed)} set (Dask's default), which slows torch on CPUs "
+            f"by ~1.4x; start them with {JOB_SCRIPT_ENVIRONMENT[len('export '):]} in their environment"]
+
+
 def _lost(job: CellJob, exc: Exception) -> CellResult:
     name = type(exc).__name__
     if name == "KilledWorker":
@@ -212,5 +245,6 @@ def slurm_cluster(options: dict[str, str]):
         extra.append(f"--gres=gpu:{gpus}")
         kwargs["worker_extra_args"] = ["--resources", f"GPU={gpus}"]
     kwargs["job_extra_directives"] = extra
+    kwargs["job_script_prologue"] = [JOB_SCRIPT_ENVIRONMENT]
     kwargs.setdefault("log_directory", os.path.join(os.getcwd(), "dask-logs"))
     return SLURMCluster(**kwargs)
