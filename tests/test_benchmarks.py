@@ -58,3 +58,12 @@ def test_grid_speed_compares_in_process_and_workers_on_identical_tables():
     ratios = json.loads(run("grid_speed.py", "--grids", "smoke", "--fast").strip().splitlines()[-1])
     assert ratios["smoke_identical"] is True
     assert ratios["smoke_workers_over_in_process"] > 0 and ratios["smoke_workers_over_one_thread"] > 0
+
+
+def test_eval_speed_times_whole_images_and_tiles():
+    output = run("eval_speed.py", "--images", "1", "--tile-batches", "64", "-T", "2", "--width", "4",
+                 "--whole-batch", "1")
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert set(summary["ratio_to_whole"]) == {"whole images, batches of 1", "48 × 48 tiles, 64 per pass"}
+    assert summary["ratio_to_whole"]["whole images, batches of 1"] == 1.0
+    assert "156 tiles of 48 × 48 per image" in output and "CPU:" in output

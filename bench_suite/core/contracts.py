@@ -204,7 +204,9 @@ class DatasetPlugin(Protocol):
     train and test :class:`~bench_suite.core.tasks.Sample` lists (unique ``id``; ``image`` float32
     ``[C, *spatial]`` in [0, 1] (z-scored for volumes); ``target`` int64 class ids ``[*spatial]`` in
     ``0 … n_classes−1`` for segmentation, None for denoising; optional bool ``fov``), and the training
-    patch side (a multiple of the model's ``input_multiple()``).
+    patch side (a multiple of the model's ``input_multiple()``), and optionally ``test_tiling`` (a
+    :class:`~bench_suite.core.tasks.Tiling`: test images run as tiles of that side and stride, 2-D only,
+    the side a multiple of the model's ``input_multiple()``; None: whole padded images).
 
     Optional: ``spatial_dims`` (class attribute, 3 makes the CLI pick the 3-D U-Net), ``FOLDERS``,
     ``candidates(data_root) -> list[Path]`` and ``HOW_TO_GET`` (where it is looked for and how to get it:

@@ -16,11 +16,11 @@ The same module serves these modes:
 - reduced precision: with ``output_dtype`` set (``SpikingNetwork.with_precision``) the membrane stays
   fp32 and only the output, exact in bf16 for the levels used, is handed on in that dtype;
 - recording: with ``record`` true every step adds to the accumulated output (and, where it cannot be
-  read off the membrane, the accumulated input) that ASF needs; with ``record == "stats"`` also to the
-  event and spike counters of the efficiency accounting, and to ``event_maps``: per spatial shape, the
-  events at each position summed over batch, channels and steps. The maps are not reset with the
-  membrane (they add up over every batch of an evaluation); ``bench_suite.snn.efficiency`` reads them to
-  count synaptic operations per position.
+  read off the membrane, the accumulated input) that ASF needs; with ``record == "stats"`` (an
+  evaluation) instead to the event and spike counters of the efficiency accounting, and to
+  ``event_maps``: per spatial shape, the events at each position summed over batch, channels and steps.
+  The maps are not reset with the membrane (they add up over every batch of an evaluation);
+  ``bench_suite.snn.efficiency`` reads them to count synaptic operations per position.
 """
 
 from __future__ import annotations
@@ -190,10 +190,11 @@ class SpikingNeuron(SimpleBaseNode):
 
     # -- what ASF and the efficiency accounting record ---------------------------------------------
     def _record(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        if not self._sums_from_membrane():
-            self.acc_in = x.float().clone() if self.steps == 0 else self.acc_in.add_(x)
-        recorded = self.recorded_output(out)
-        self.acc_out = recorded.clone() if self.steps == 0 else self.acc_out.add_(recorded)
+        if self.record != "stats":  # the sums ASF needs; an evaluation's statistics do not (2 passes per step)
+            if not self._sums_from_membrane():
+                self.acc_in = x.float().clone() if self.steps == 0 else self.acc_in.add_(x)
+            recorded = self.recorded_output(out)
+            self.acc_out = recorded.clone() if self.steps == 0 else self.acc_out.add_(recorded)
         self.steps = self.steps + 1
         if self.record == "stats":
             # events per position: count over the channels (innermost channels-last), then the batch — as

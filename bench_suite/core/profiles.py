@@ -43,7 +43,8 @@ class Profile:
     dt_schedule: Schedule = "constant"  # the reference: Adam at a constant lr; cosine decays it to 0 per batch
     three_stage_epochs: int = 1  # three-stage spike-based fine-tuning epochs (Yue 2023: 35)
     three_stage_lr: float = 1e-3  # Yue 2023: Adam 1e-3 with ReduceLROnPlateau
-    eval_batch_size: int = 16
+    eval_batch_size: int = 16  # whole test images per forward pass
+    eval_tile_batch: int = 128  # test tiles per forward pass, where a dataset tiles its test images
     max_train_batches: int = 0  # cap on batches per epoch of spiking training (asf, dt, three-stage); 0: none
 
 

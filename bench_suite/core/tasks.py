@@ -52,6 +52,21 @@ class Sample:
     fov: np.ndarray | None = None  # bool [H, W]: metrics only inside (DRIVE field of view)
 
 
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+    """Test-time inference on ``size``×``size`` tiles every ``stride`` pixels (2-D images), overlapping
+    outputs averaged: the Spiking-UNet reference's DRIVE protocol (48×48, stride 48: 156 tiles per image)."""
+
+    size: int
+    stride: int
+
+    def __post_init__(self) -> None:
+        if self.size < 16 or self.size % 16:
+            raise ValueError(f"the test tile must be a multiple of 16 pixels (a 4-level U-Net), got {self.size}")
+        if not 1 <= self.stride <= self.size:
+            raise ValueError(f"the test stride must be between 1 and the tile size {self.size}, got {self.stride}")
+
+
 @dataclasses.dataclass
 class DatasetBundle:
     """What a dataset plugin's ``load`` returns: the task, the train and test samples, the split."""
@@ -63,6 +78,7 @@ class DatasetBundle:
     patch_size: int  # training patch side; divisible by 16 for a 4-level U-Net
     split: dict[str, Any] = dataclasses.field(default_factory=dict)  # stored with the run
     source: str = ""  # where the files came from (a folder), stored with the run
+    test_tiling: Tiling | None = None  # None: whole (padded) test images
 
     def __post_init__(self) -> None:
         if not self.split:

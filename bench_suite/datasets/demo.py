@@ -22,6 +22,7 @@ from skimage.util import img_as_float
 
 from bench_suite.core.errors import BenchSuiteError, unknown_name_message
 from bench_suite.core.tasks import DatasetBundle, Sample, Task, stable_seed
+from bench_suite.datasets.drive import TestInference, tiling_from_params
 from bench_suite.datasets.drive_layout import read_drive_layout, write_drive_layout
 
 PROFILES = ("smoke", "quick", "paper")
@@ -52,13 +53,21 @@ class VesselParams:
     data_seed: int = 0
     n_train: int = 0  # 0: the profile's default
     n_test: int = 0  # 0: the profile's default
-    size: int = 0  # image side in pixels; 0: the profile's default
+    size: int = 0  # image height in pixels (any side ≥ 32 with width); 0: the profile's default
+    width: int = 0  # image width; 0: square (DRIVE's photographs: size=584, width=565)
+    # as drive: "tiles" runs the test images as patch-sized tiles; the demo's default is whole images
+    test_inference: TestInference = "whole"
+    test_stride: int = 0  # pixels between test tiles; 0: the tile side (no overlap)
 
     def __post_init__(self) -> None:
-        for name in ("data_seed", "n_train", "n_test"):
+        for name in ("data_seed", "n_train", "n_test", "test_stride"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        _check_size(self.size)
+        if self.width and not self.size:
+            raise ValueError(f"width={self.width} needs a size (the height) too, e.g. size=584,width=565")
+        for name in ("size", "width"):
+            if getattr(self, name) and getattr(self, name) < 32:
+                raise ValueError(f"{name} must be 0 (profile default) or at least 32 pixels, got {getattr(self, name)}")
 
 
 #: profile → (n_train, n_test, image side, training patch side)
@@ -221,6 +230,11 @@ def generate_fundus(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np
     return image, label, fov
 
 
+def _centre(side: int, length: int) -> slice:
+    start = (side - length) // 2
+    return slice(start, start + length)
+
+
 class DemoVessels:
     """Generated branching vessel trees on a fundus-like disc with FOV mask, stored in the DRIVE layout.
 
@@ -241,11 +255,12 @@ class DemoVessels:
         n_train, n_test, size, patch = VESSEL_PROFILES[profile]
         p = self.params
         size = p.size or size
-        return p.n_train or n_train, p.n_test or n_test, size, _patch_for(size, patch)
+        return p.n_train or n_train, p.n_test or n_test, size, _patch_for(min(size, p.width or size), patch)
 
     def folder(self, data_root: Path, profile: str) -> Path:
         n_train, n_test, size, _ = self.resolve(profile)
-        name = f"seed{self.params.data_seed}-{profile}-{n_train}x{n_test}-{size}"
+        sides = f"{size}x{self.params.width}" if self.params.width and self.params.width != size else f"{size}"
+        name = f"seed{self.params.data_seed}-{profile}-{n_train}x{n_test}-{sides}"
         return Path(data_root) / "demo-vessels" / name
 
     def load(self, data_root: Path, profile: str) -> DatasetBundle:
@@ -254,21 +269,30 @@ class DemoVessels:
         if not folder.is_dir():
             self._write(folder, n_train, n_test, size)
         train, test = read_drive_layout(folder)
+        try:
+            tiling = tiling_from_params(self.params.test_inference, patch, self.params.test_stride)
+        except ValueError as error:  # the tile is the profile's patch, known only now
+            raise BenchSuiteError(f"demo-vessels at the {profile} profile (tiles of {patch} pixels): {error}") from None
         return DatasetBundle(
             name="demo-vessels",
             task=Task("segmentation", in_channels=1, n_classes=2),
             train=train,
             test=test,
             patch_size=patch,
+            test_tiling=tiling,
             source=str(folder),
         )
 
     def _items(self, split: str, count: int, first_number: int, size: int) -> list:
+        width = self.params.width or size
         items = []
         for index in range(count):
             seed = stable_seed("demo-vessels", self.params.data_seed, split, index, size)
             rng = np.random.default_rng(seed)
-            items.append((first_number + index, *generate_fundus(rng, size)))
+            image, label, fov = generate_fundus(rng, max(size, width))
+            # a non-square image is the square one's centre (the FOV disc, 0.90-0.96 of the side, fits)
+            rows, cols = _centre(max(size, width), size), _centre(max(size, width), width)
+            items.append((first_number + index, image[rows, cols], label[rows, cols], fov[rows, cols]))
         return items
 
     def _write(self, folder: Path, n_train: int, n_test: int, size: int) -> None:

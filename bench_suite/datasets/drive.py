@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from bench_suite.core.checks import CheckReport, shape_text
 from bench_suite.core.errors import BenchSuiteError
-from bench_suite.core.tasks import DatasetBundle, Task
+from bench_suite.core.tasks import DatasetBundle, Task, Tiling
 from bench_suite.datasets import drive_layout as layout
 from bench_suite.datasets.files import begin_check, cap, check_patch_size, check_profile, locate
 
@@ -26,12 +27,28 @@ PROFILE_CAPS: dict[str, tuple[int | None, int | None]] = {
 }
 
 
+TestInference = Literal["tiles", "whole"]
+
+
 @dataclasses.dataclass(frozen=True)
 class DriveParams:
-    patch_size: int = 48  # training patch side (reference 48)
+    patch_size: int = 48  # training patch side (reference 48), also the test tile's side
+    # the reference tests on patch_size tiles cut without overlap (156 per image); "whole": padded images
+    test_inference: TestInference = "tiles"
+    test_stride: int = 0  # pixels between test tiles; 0: the tile side (no overlap, as the reference)
 
     def __post_init__(self) -> None:
         check_patch_size(self.patch_size)
+        tiling_from_params(self.test_inference, self.patch_size, self.test_stride)  # checks the stride
+
+
+def tiling_from_params(inference: str, size: int, stride: int) -> Tiling | None:
+    """The bundle's test tiling from a dataset's parameters (``stride`` 0: the tile side)."""
+    if inference == "whole":
+        return None
+    if stride < 0 or stride > size:
+        raise ValueError(f"test_stride must be 0 (the tile side) or between 1 and the tile side {size}, got {stride}")
+    return Tiling(size, stride or size)
 
 
 class Drive:
@@ -73,6 +90,7 @@ class Drive:
             train=train,
             test=test,
             patch_size=self.params.patch_size,
+            test_tiling=tiling_from_params(self.params.test_inference, self.params.patch_size, self.params.test_stride),
             split={
                 "train": [s.id for s in train], "test": [s.id for s in test],
                 "rule": "DRIVE's own split: training/ vs test/", "profile": profile,

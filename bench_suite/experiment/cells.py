@@ -30,7 +30,7 @@ from bench_suite.core.profiles import Profile, resolve_profile
 from bench_suite.core.registry import get_registry
 from bench_suite.core.tasks import DatasetBundle
 from bench_suite.experiment.environment import Environment, StageMeter, apply, keeps_process_settings, versions
-from bench_suite.experiment.evaluation import evaluate, network_input, pad_to_multiple
+from bench_suite.experiment.evaluation import evaluate, network_input, pad_to_multiple, tiles_per_image, to_tiles
 from bench_suite.experiment.spec import Cell
 from bench_suite.snn.calibration import CalibrationCache
 
@@ -345,13 +345,14 @@ def run_cell(job: CellJob, progress=None) -> CellResult:
         eval_started = time.perf_counter()
         with meter.stage("evaluation"):
             result = evaluate(trained, bundle, model_plugin.input_multiple(), profile.eval_batch_size, progress,
-                              who=cell.title(), precision=job.environment.precision)
+                              who=cell.title(), precision=job.environment.precision,
+                              tile_batch=profile.eval_tile_batch)
         eval_seconds = time.perf_counter() - eval_started
         stage = "efficiency accounting"
         layer_stats = efficiency(trained, bundle, model_plugin, result.layer_stats, ctx)
         check_devices(trained, device, cell.title())
-        info.update(split=bundle.split, data_source=bundle.source, environment=job.environment.to_dict(),
-                    versions=versions(device), memory=meter.stages)
+        info.update(split=bundle.split, data_source=bundle.source, test_inference=test_inference(bundle),
+                    environment=job.environment.to_dict(), versions=versions(device), memory=meter.stages)
         timings = {"train_s": train_seconds, "eval_s": eval_seconds, "total_s": time.perf_counter() - started,
                    **meter.timings()}
         return CellResult(cell.key, "done", sample_metrics=result.sample_metrics, curves=ctx.curves,
@@ -383,12 +384,23 @@ def _failed(cell: Cell, message: str, started: float, meter: StageMeter | None,
     return CellResult(cell.key, "failed", message, traceback.format_exc(), timings=timings, anns=anns)
 
 
+def test_inference(bundle: DatasetBundle) -> str:
+    """How test images were run, as stored with the cell: whole, or tiles of a size and stride."""
+    tiling = bundle.test_tiling
+    return "whole images" if tiling is None else f"{tiling.size}x{tiling.size} tiles, stride {tiling.stride}"
+
+
 def efficiency(trained, bundle: DatasetBundle, model_plugin, layer_stats: list[dict], ctx) -> list[dict]:
     """Synaptic operations per layer and energy per sample (stored in the cell's info)."""
     from bench_suite.snn.efficiency import ann_macs, cell_efficiency, energy
 
     first = torch.from_numpy(network_input(bundle.test[0], bundle))[None].float()  # device: the CPU copy's input
-    example, _ = pad_to_multiple(first, model_plugin.input_multiple())
+    tiles = 1
+    if bundle.test_tiling is not None:  # counted on one tile, then times the tiles of an image
+        example = to_tiles(first, bundle.test_tiling)[:1]
+        tiles = tiles_per_image(tuple(first.shape[2:]), bundle.test_tiling)
+    else:
+        example, _ = pad_to_multiple(first, model_plugin.input_multiple())
     network = trained.spiking if trained.spiking is not None else trained.network
     if next(network.parameters()).device.type != "cpu":
         # the accounting counts fan-outs and MACs from shapes: it runs on a CPU copy of the network
@@ -397,9 +409,9 @@ def efficiency(trained, bundle: DatasetBundle, model_plugin, layer_stats: list[d
         network = copy.deepcopy(network).cpu()
     with torch.no_grad():
         if trained.spiking is not None:
-            layer_stats, summary = cell_efficiency(network, example, layer_stats)
+            layer_stats, summary = cell_efficiency(network, example, layer_stats, tiles_per_sample=tiles)
         else:
-            macs = sum(ann_macs(network, example).values())
+            macs = sum(ann_macs(network, example).values()) * tiles
             summary = {"ann_macs": macs, "ann_energy_pj": energy(macs, 0, 0, 0)["ann_energy_pj"]}
     ctx.info["efficiency"] = summary
     return layer_stats

@@ -420,9 +420,12 @@ def energy(
 
 
 def cell_efficiency(
-    network: SpikingNetwork, example: torch.Tensor, layer_stats: list[dict],
+    network: SpikingNetwork, example: torch.Tensor, layer_stats: list[dict], tiles_per_sample: int = 1,
 ) -> tuple[list[dict], dict]:
     """Layer statistics with synaptic operations, and a per-sample summary of one run cell.
+
+    With test-time tiling ``example`` is one tile and a sample is ``tiles_per_sample`` tiles: the dense
+    MACs are counted on the tile and multiplied; the statistics are already per sample (per image).
 
     SynOps are counted per position from the event maps the neurons recorded (:func:`position_synops`);
     layers without maps use the position-averaged fan-out at ``example``'s shape, which must then be the
@@ -437,7 +440,7 @@ def cell_efficiency(
     per_event = {name: (ops / events if events else fans[name].total)
                  for name, (events, ops) in position_synops(network).items()}
     filled = synaptic_operations(layer_stats, fans, per_event)
-    macs = ann_macs(network, example)
+    macs = {name: count * tiles_per_sample for name, count in ann_macs(network, example).items()}
     total_macs = sum(macs.values())
     synops = sum(row["synops_per_sample"] for row in filled)
     synops_binary = sum(row["synops_binary_per_sample"] for row in filled)

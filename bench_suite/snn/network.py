@@ -86,7 +86,7 @@ class SpikingNetwork(nn.Module):
         return list(found.items())
 
     def set_record(self, record: bool | str) -> None:
-        """True: accumulate what ASF needs; "stats": also count events and spikes per layer."""
+        """True: accumulate what ASF needs; "stats": count events and spikes per layer (evaluation)."""
         for _, neuron in self.neurons():
             neuron.record = record
 

@@ -25,7 +25,7 @@ from bench_suite.core.contracts import TRAINER_USES, TrainerContext
 from bench_suite.core.errors import BenchSuiteError
 from bench_suite.core.neuron import SpikingNeuron
 from bench_suite.core.profiles import PROFILES
-from bench_suite.core.tasks import DatasetBundle, Sample, Task
+from bench_suite.core.tasks import DatasetBundle, Sample, Task, Tiling
 
 
 class ConformanceError(AssertionError):
@@ -515,12 +515,18 @@ def dataset_checks(
         smallest = min(min(s.image.shape[1:]) for s in bundle.train)
         _expect(bundle.patch_size <= smallest,
                 f"patch_size {bundle.patch_size} is larger than the smallest training image side {smallest}")
+        tiling = bundle.test_tiling
+        if tiling is not None:
+            _expect(isinstance(tiling, Tiling),
+                    f"test_tiling must be a Tiling(size, stride), got {type(tiling).__name__}")
+            _expect(tiling.size % multiple == 0,
+                    f"the test tile side {tiling.size} is not a multiple of {multiple}")
 
     yield "load returns a DatasetBundle with train and test samples", loads
     yield "sample ids are unique", ids_are_unique
     yield "images have the declared channels, sides and range", images_as_declared
     yield "targets have the declared shape and classes", targets_as_declared
-    yield "the training patch fits the images and the model", patch_size_fits
+    yield "the training patch and the test tiles fit the images and the model", patch_size_fits
 
 
 def check_dataset(

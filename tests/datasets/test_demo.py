@@ -89,6 +89,18 @@ def test_vessel_parameters_override_the_profile(tmp_path):
     assert bundle.source.endswith("seed0-quick-2x1-48")
 
 
+def test_vessels_at_drive_size_with_its_test_tiles(tmp_path):
+    params = VesselParams(n_train=1, n_test=1, size=584, width=565, test_inference="tiles", test_stride=24)
+    bundle = DemoVessels(params).load(tmp_path, "quick")
+    assert bundle.test[0].image.shape == (1, 584, 565) and bundle.test[0].fov.shape == (584, 565)
+    assert bundle.test[0].fov[:, 0].sum() == 0 and bundle.test[0].fov.any()  # the disc fits inside the crop
+    assert (bundle.test_tiling.size, bundle.test_tiling.stride) == (48, 24)
+    assert bundle.source.endswith("seed0-quick-1x1-584x565")
+    assert DemoVessels(VesselParams()).load(tmp_path, "smoke").test_tiling is None  # the demo: whole images
+    with pytest.raises(BenchSuiteError, match="between 1 and the tile side 32"):
+        DemoVessels(VesselParams(test_inference="tiles", test_stride=40)).load(tmp_path, "smoke")
+
+
 def test_brightness_threshold_alone_does_not_find_the_vessels():
     rgb, label, fov = generate_fundus(np.random.default_rng(0), 128)
     gray = rgb.astype(float) @ np.array([0.299, 0.587, 0.114])
@@ -100,7 +112,8 @@ def test_brightness_threshold_alone_does_not_find_the_vessels():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"size": 40}, {"size": 16}, {"size": -16}, {"n_train": -1}, {"n_test": -2}, {"data_seed": -1}]
+    "kwargs", [{"width": 64}, {"size": 16}, {"size": -16}, {"size": 64, "width": 20}, {"n_train": -1},
+               {"n_test": -2}, {"data_seed": -1}, {"test_stride": -1}]
 )
 def test_bad_vessel_parameters(kwargs):
     with pytest.raises(ValueError):

@@ -4,6 +4,7 @@ from PIL import Image
 
 from bench_suite.core.errors import BenchSuiteError
 from bench_suite.core.params import build_params
+from bench_suite.core.tasks import Tiling
 from bench_suite.datasets.drive import Drive, DriveParams
 from bench_suite.datasets.drive_layout import write_drive_layout
 from bench_suite.experiment.data import check, info
@@ -45,6 +46,15 @@ def test_loads_drive_with_its_own_split(drive):
     assert sample.image.shape == (1, SIDE, SIDE) and sample.fov.dtype == bool
     assert set(np.unique(sample.target)) == {0, 1}
     assert bundle.source == str(drive / "DRIVE")
+
+
+def test_drive_tests_on_the_reference_tiles_or_on_whole_images(drive):
+    assert Drive().load(drive, "paper").test_tiling == Tiling(48, 48)  # 156 tiles per DRIVE image
+    overlapping = Drive(build_params(DriveParams, {"test_stride": "16"}, "dataset 'drive'")).load(drive, "paper")
+    assert overlapping.test_tiling == Tiling(48, 16)
+    assert Drive(DriveParams(test_inference="whole")).load(drive, "paper").test_tiling is None
+    with pytest.raises(BenchSuiteError, match="test_stride"):
+        build_params(DriveParams, {"test_stride": "64"}, "dataset 'drive'")
 
 
 def test_smoke_caps_counts(drive):

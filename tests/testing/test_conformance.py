@@ -158,3 +158,23 @@ def test_a_neuron_of_the_wrong_shape_fails_the_kit_naming_the_shapes():
 
     with pytest.raises(ConformanceError, match=r"returned an output of shape \(2, 60\) for an input of shape"):
         check_neuron(Flattening)
+
+
+def test_a_dataset_whose_test_tile_the_model_cannot_take_fails_the_kit(tmp_path):
+    import dataclasses
+
+    from bench_suite.core.tasks import Tiling
+    from bench_suite.datasets.demo import DemoVessels
+
+    odd = object.__new__(Tiling)  # Tiling(40, 40) itself refuses; a plugin may still build one by hand
+    object.__setattr__(odd, "size", 40)
+    object.__setattr__(odd, "stride", 40)
+
+    class OddTiles(DemoVessels):
+        """demo-vessels with 40-pixel test tiles, which a 4-level U-Net cannot take."""
+
+        def load(self, data_root, profile):
+            return dataclasses.replace(super().load(data_root, profile), test_tiling=odd)
+
+    with pytest.raises(ConformanceError, match="test tile side 40 is not a multiple of 16"):
+        check_dataset(OddTiles, data_root=tmp_path)
