@@ -24,6 +24,10 @@ from bench_suite.snn.network import SpikingNetwork
 DEVICE_SHARE = 0.25
 
 
+#: the batch stream of :meth:`TrainingPatches.validation` (training loops use streams ≥ 0)
+VALIDATION_STREAM = -1
+
+
 class TrainingPatches:
     """Training patches sampled once from the seed; batches reshuffled (and re-noised) every epoch.
 
@@ -94,6 +98,11 @@ class TrainingPatches:
             index = index.to(self.images.device)
             yield make_input_target(self.task, self.images[index],
                                     None if self.targets is None else self.targets[index], generator)
+
+    def validation(self, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``count`` fixed batches (inputs, targets) from a stream of their own, the same whatever trained
+        before: a trainer compares its network before and after fine-tuning on them."""
+        return list(itertools.islice(self.batches(VALIDATION_STREAM), count))
 
     def calibration(self, count: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(stable_seed("calibration", self.seed))  # device: CPU, as batches

@@ -4,11 +4,19 @@ Per batch: (1) simulate T steps without gradients, each neuron recording its acc
 output; (2) one differentiable non-temporal pass in which a neuron's value is its output rate and its
 gradient the identity gated by (accumulated input > 0), the head reading the rate; (3) one backward.
 Nothing is kept per time step, so memory does not grow with T.
+
+Fine-tuning can make a converted network worse (a learning rate too high for the task, rare classes):
+the loss on a fixed set of training batches is measured before fine-tuning and after each epoch, and by
+default the network of the lowest loss is kept (``keep=best``; epoch 0 is the converted network). The
+losses and the kept epoch are stored with the cell (``info["asf"]``), so a table can say when fine-tuning
+did not help.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from typing import Literal
 
 import torch
 
@@ -39,10 +47,15 @@ def asf_step(
 class ASFParams:
     lr: float = 0.0  # 0: the profile's fine-tuning learning rate (reference 1e-6 with 100 epochs)
     epochs: int = 0  # 0: the profile's fine-tuning epochs
+    keep: Literal["best", "last"] = "best"  # the epoch of lowest validation loss (0: as converted), or the last
 
     def __post_init__(self) -> None:
         if self.lr < 0 or self.epochs < 0:
             raise ValueError("lr and epochs must not be negative (0 means the profile's value)")
+
+
+#: batches of the fixed validation draw (each one T-step simulation before and after every epoch)
+VALIDATION_BATCHES = 4
 
 
 class ASFTrainer:
@@ -62,8 +75,34 @@ class ASFTrainer:
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         amp = MixedPrecision.for_cell(ctx)
         torch.manual_seed(ctx.seed)
+        validation = patches.validation(VALIDATION_BATCHES) if epochs else []
+
+        def validation_loss() -> float:
+            with torch.no_grad(), amp.autocast():
+                losses = [task_loss(ctx.bundle.task, network.simulate(x, ctx.time_steps), y).item() * len(x)
+                          for x, y in validation]
+            return sum(losses) / sum(len(x) for x, _ in validation)
+
+        losses = [validation_loss()] if validation else []
+        best = (losses[0], 0, copy.deepcopy(network.state_dict())) if losses else None
+
+        def after_epoch(_: float) -> None:
+            nonlocal best
+            losses.append(validation_loss())
+            ctx.log_curve("asf", len(losses) - 1, "validation_loss", losses[-1])
+            if self.params.keep == "best" and losses[-1] < best[0]:
+                best = (losses[-1], len(losses) - 1, copy.deepcopy(network.state_dict()))
+
         with ctx.stage("fine-tune"):
             train_epochs(ctx, patches, epochs, "asf", "ASF fine-tune",
                          lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer, amp),
-                         1000, max_batches=ctx.profile.max_train_batches)
+                         1000, after_epoch=after_epoch if validation else None,
+                         max_batches=ctx.profile.max_train_batches)
+        if losses:
+            kept = best[1] if self.params.keep == "best" else epochs
+            if kept != epochs:
+                network.load_state_dict(best[2])
+            ctx.info["asf"] = {"validation_loss": losses, "kept_epoch": kept, "epochs": epochs,
+                               "validation": f"{len(validation)} fixed batches of training patches",
+                               "improved": bool(min(losses[1:]) < losses[0])}
         return TrainedNetwork(network.eval(), ctx.time_steps)

@@ -48,3 +48,55 @@ def test_asf_records_no_per_step_state():
     (_, neuron), = snn.neurons()
     assert neuron.acc_out.shape == (2, 3, 3, 3) and neuron.acc_out.grad_fn is None
     assert neuron.steps == 50
+
+
+def _asf_ctx(**changes):
+    import dataclasses
+
+    from bench_suite.core.contracts import TrainerContext
+    from bench_suite.core.profiles import PROFILES
+    from bench_suite.models.unet import UNet2d, UNet2dParams
+    from bench_suite.norms.scaling import ConnectionWiseNorm
+    from bench_suite.testing.checks import tiny_bundle
+
+    bundle = tiny_bundle(side=32, n_train=4)
+    torch.manual_seed(0)
+    ann = UNet2d(UNet2dParams(depth=2)).build(bundle.task, 4).eval()
+    profile = dataclasses.replace(PROFILES["smoke"], width=4, patches_per_image=8, batch_size=4, **changes)
+    return TrainerContext(bundle=bundle, profile=profile, model_plugin=UNet2d(UNet2dParams(depth=2)),
+                          get_ann=lambda loss=None: ann, norm=ConnectionWiseNorm(), seed=0, time_steps=4,
+                          make_neuron=lambda th, ch: MTNeuron(threshold=th, channels=ch))
+
+
+def test_asf_keeps_the_converted_network_when_fine_tuning_makes_it_worse():
+    """A learning rate far too high wrecks the network: keep=best gives back the converted one and says so."""
+    from bench_suite.snn.training import TrainingPatches, convert
+    from bench_suite.trainers.asf import ASFParams, ASFTrainer
+
+    ctx = _asf_ctx(asf_epochs=1, asf_lr=100.0)
+    patches = TrainingPatches.for_cell(ctx)
+    x = patches.calibration(4)
+    converted = convert(ctx, patches.calibration(ctx.profile.calibration_samples))
+    with torch.no_grad():
+        expected = converted.simulate(x, 4)
+    kept = ASFTrainer(ASFParams(keep="best")).run(ctx)
+    info = ctx.info["asf"]
+    assert info["kept_epoch"] == 0 and info["improved"] is False and len(info["validation_loss"]) == 2
+    with torch.no_grad():
+        assert torch.equal(kept.network.simulate(x, 4), expected)
+    last_ctx = _asf_ctx(asf_epochs=1, asf_lr=100.0)
+    last = ASFTrainer(ASFParams(keep="last")).run(last_ctx)
+    assert last_ctx.info["asf"]["kept_epoch"] == 1
+    with torch.no_grad():
+        assert not torch.equal(last.network.simulate(x, 4), expected)
+
+
+def test_asf_that_helps_keeps_its_best_epoch():
+    from bench_suite.trainers.asf import ASFTrainer
+
+    ctx = _asf_ctx(asf_epochs=2, asf_lr=1e-3)
+    ASFTrainer().run(ctx)
+    info = ctx.info["asf"]
+    losses = info["validation_loss"]
+    assert info["kept_epoch"] == losses.index(min(losses))
+    assert [row for row in ctx.curves if row[2] == "validation_loss"]  # one curve point per epoch
