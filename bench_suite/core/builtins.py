@@ -19,6 +19,7 @@ BUILTIN_PLUGINS: list[tuple[str, str, str]] = [
     ("dataset", "demo-vessels", "bench_suite.datasets.demo:DemoVessels"),
     ("dataset", "demo-denoise", "bench_suite.datasets.demo:DemoDenoise"),
     ("dataset", "demo-hippocampus", "bench_suite.datasets.demo_volumes:DemoHippocampus"),
+    ("dataset", "demo-scenes", "bench_suite.datasets.demo_scenes:DemoScenes"),
     ("dataset", "drive", "bench_suite.datasets.drive:Drive"),
     ("dataset", "em", "bench_suite.datasets.em:ISBI2012EM"),
     ("dataset", "camseq01", "bench_suite.datasets.camseq:CamSeq01"),
