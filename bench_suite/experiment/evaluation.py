@@ -175,12 +175,11 @@ def _evaluate_one(
                                   f"{multiple}, which the model needs; choose a tile size that is")
     with torch.inference_mode():
         for shape, samples in groups.items():
-            # tiles: whole images per chunk so that each image's tiles are averaged back in one place;
-            # as many images as keep a forward pass near tile_batch tiles
+            # tiled: batch_size whole images at a time are cut into tiles, which go tile_batch at a time
+            # (across image borders, so that only the last pass of a chunk is short)
             per_image = tiles_per_image(shape[1:], tiling) if tiling else 1
-            images_per_chunk = max(1, tile_batch // per_image) if tiling else batch_size
-            for start in range(0, len(samples), images_per_chunk):
-                chunk = samples[start : start + images_per_chunk]
+            for start in range(0, len(samples), batch_size):
+                chunk = samples[start : start + batch_size]
                 inputs = [network_input(s, bundle) for s in chunk]
                 stacked = torch.from_numpy(np.stack(inputs)).float()  # device: moved below
                 if tiling:
