@@ -295,7 +295,7 @@ def norm_checks(norm_cls: type, params: Any = None) -> Iterator[tuple[str, Check
     torch.manual_seed(0)
     task = tiny_task()
     ann = tiny_unet(task).eval()
-    calibration = torch.rand(4, 1, 16, 16)
+    calibration = torch.rand(4, 1, 16, 16, device="cpu")  # the kit checks on the CPU
     state: dict[str, Any] = _StateDict()
 
     def normalizes() -> None:
@@ -546,7 +546,7 @@ def model_checks(model_cls: type, params: Any = None) -> Iterator[tuple[str, Che
 
     def example(task: Task, multiple: int) -> torch.Tensor:
         torch.manual_seed(0)
-        return torch.rand(2, task.in_channels, *([multiple * 2] * task.spatial_dims))
+        return torch.rand(2, task.in_channels, *([multiple * 2] * task.spatial_dims), device="cpu")
 
     def builds_with_the_declared_shapes() -> None:
         plugin = _instantiate("model", model_cls, params)
