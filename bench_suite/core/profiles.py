@@ -19,6 +19,7 @@ Optimizer = Literal["adam", "rmsprop"]
 #: at the threshold, so every layer fires from the first step) with the head's bias at the foreground prior
 DTInit = Literal["random", "normalized"]
 Schedule = Literal["constant", "cosine"]
+ThreeStageSchedule = Literal["plateau", "cosine"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Profile:
     dt_schedule: Schedule = "constant"  # the reference: Adam at a constant lr; cosine decays it to 0 per batch
     three_stage_epochs: int = 1  # three-stage spike-based fine-tuning epochs (Yue 2023: 35)
     three_stage_lr: float = 1e-3  # Yue 2023: Adam 1e-3 with ReduceLROnPlateau
+    three_stage_schedule: ThreeStageSchedule = "plateau"  # Yue 2023: ReduceLROnPlateau per epoch
     eval_batch_size: int = 16  # whole test images per forward pass
     eval_tile_batch: int = 128  # test tiles per forward pass, where a dataset tiles its test images
     max_train_batches: int = 0  # cap on batches per epoch of spiking training (asf, dt, three-stage); 0: none

@@ -6,7 +6,8 @@
    balancing runs 1000+) — thresholds × ``tb_scale`` (0.7).
 3. Spike-based fine-tuning: BPTT through the cell's T steps with the linear (triangle) surrogate
    ∂o/∂u = α·max(0, 1 − |u/θ − 1|)/θ, α = 0.3; the output layer does not fire: it accumulates membrane
-   potential (the head reads the mean over T), then sigmoid per pixel/voxel; Adam with ReduceLROnPlateau.
+   potential (the head reads the mean over T), then sigmoid per pixel/voxel; Adam with ReduceLROnPlateau
+   (the reference; ``schedule=cosine`` decays the rate to 0 over the batches instead, for short budgets).
 
 Inputs are coded as ternary spikes sign(x)·[U < |x|] from zero-mean [−1, 1] inputs (the default, as in
 the reference's segmentation networks, after Rathi 2020), as Poisson binary spikes from [0, 1] inputs, or
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 
@@ -46,6 +47,7 @@ class ThreeStageParams:
     surrogate_alpha: float = 0.3
     lr: float = 0.0  # 0: the profile's three_stage_lr (reference Adam 1e-3)
     epochs: int = 0  # 0: the profile's three_stage_epochs (reference 35 SNN epochs)
+    schedule: Optional[Literal["plateau", "cosine"]] = None  # None: the profile's three_stage_schedule
     output_threshold: float = 0.5  # sigmoid output above this is foreground (Yue Table 2 sweeps 0.1–0.6)
 
     def __post_init__(self) -> None:
@@ -104,21 +106,34 @@ class ThreeStageTrainer:
         for _, neuron in network.neurons():
             neuron.surrogate_function = make_surrogate("triangle", p.surrogate_alpha)
         optimizer = torch.optim.Adam(network.parameters(), lr=p.lr or ctx.profile.three_stage_lr)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
         epochs = p.epochs or ctx.profile.three_stage_epochs
+        per_epoch = min(len(patches), ctx.profile.max_train_batches or len(patches))
+        schedule = p.schedule or ctx.profile.three_stage_schedule
+        # plateau (the reference): halve the rate after 2 epochs without improvement — over 35 epochs; a
+        # CPU budget of one or two epochs never reaches it, so there cosine decays the rate per batch
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+        cosine = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * per_epoch))
+                  if schedule == "cosine" else None)
+        ctx.info["three_stage"] = {"lr": optimizer.param_groups[0]["lr"], "schedule": schedule, "epochs": epochs,
+                                   "batches_per_epoch": per_epoch}
         amp = MixedPrecision.for_cell(ctx)
         network.train()
         batches_done = [0]
 
         def step(x: torch.Tensor, y: torch.Tensor) -> float:
+            lr = optimizer.param_groups[0]["lr"]  # the rate this batch is trained at
             loss = bptt_step(network, x, y, ctx.time_steps, task, optimizer, p.loss, amp)
+            if cosine is not None:
+                cosine.step()
             batches_done[0] += 1
             ctx.log_curve("three-stage", batches_done[0], "batch_loss", loss)  # convergence by batch
+            ctx.log_curve("three-stage", batches_done[0], "lr", lr)
             return loss
 
         with ctx.stage("fine-tune"):
             train_epochs(ctx, patches, epochs, "three-stage", "three-stage fine-tune (BPTT)", step, 3000,
-                         after_epoch=scheduler.step, max_batches=ctx.profile.max_train_batches)
+                         after_epoch=None if cosine is not None else plateau.step,
+                         max_batches=ctx.profile.max_train_batches)
         stages = {"ann": TrainedNetwork(ann, 0, p.output_threshold), "converted": converted}
         return TrainedNetwork(network.eval(), ctx.time_steps, p.output_threshold, stages)
 

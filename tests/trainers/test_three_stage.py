@@ -1,4 +1,5 @@
 import io
+import math
 
 import pandas as pd
 import pytest
@@ -88,3 +89,30 @@ def test_conversion_balances_over_the_cells_time_steps_by_default(tmp_path):
     assert steps == [3]
     with pytest.raises(ValueError, match="conversion_steps must not be negative"):
         ThreeStageParams(conversion_steps=-1)
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "cosine"])
+def test_fine_tuning_schedule_is_the_one_asked_for(tmp_path, schedule):
+    import json
+
+    from bench_suite.results.store import ResultStore
+
+    args = ["run", "--plugin", f"trainer=three-stage(epochs=1,schedule={schedule},lr=0.004)", "--plugin", "neuron=if",
+            "--dataset", "demo-vessels", "--profile", "smoke", "-T", "2", "--set", "ann_epochs=1",
+            "--set", "patches_per_image=8", "--set", "calibration_samples=8",
+            "--data-root", str(tmp_path / "data"), "--results", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with ResultStore(tmp_path) as store:
+        run_id = store.latest_run_id()
+        info = json.loads(store.cells_frame(run_id)["info"].iloc[0])["three_stage"]
+        curves = store.curves_frame(run_id)
+    lrs = curves[(curves.stage == "three-stage") & (curves.metric == "lr")]["value"].to_numpy()
+    assert info["schedule"] == schedule and info["lr"] == 0.004 and len(lrs) == info["batches_per_epoch"] > 2
+    assert lrs[0] == 0.004
+    if schedule == "cosine":  # decays every batch, towards 0 after the last
+        n = len(lrs)
+        assert (lrs[1:] < lrs[:-1]).all()
+        assert lrs[-1] == pytest.approx(0.004 * (1 + math.cos(math.pi * (n - 1) / n)) / 2)
+    else:  # one epoch: the plateau rule never acts
+        assert (lrs == 0.004).all()
