@@ -127,7 +127,7 @@ class ThreeStageTrainer:
                 cosine.step()
             batches_done[0] += 1
             ctx.log_curve("three-stage", batches_done[0], "batch_loss", loss)  # convergence by batch
-            ctx.log_curve("three-stage", batches_done[0], "lr", lr)
+            ctx.log_curve("three-stage", batches_done[0], "batch_lr", lr)  # "batch_": plotted by batch
             return loss
 
         with ctx.stage("fine-tune"):

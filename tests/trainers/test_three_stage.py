@@ -107,7 +107,7 @@ def test_fine_tuning_schedule_is_the_one_asked_for(tmp_path, schedule):
         run_id = store.latest_run_id()
         info = json.loads(store.cells_frame(run_id)["info"].iloc[0])["three_stage"]
         curves = store.curves_frame(run_id)
-    lrs = curves[(curves.stage == "three-stage") & (curves.metric == "lr")]["value"].to_numpy()
+    lrs = curves[(curves.stage == "three-stage") & (curves.metric == "batch_lr")]["value"].to_numpy()
     assert info["schedule"] == schedule and info["lr"] == 0.004 and len(lrs) == info["batches_per_epoch"] > 2
     assert lrs[0] == 0.004
     if schedule == "cosine":  # decays every batch, towards 0 after the last
