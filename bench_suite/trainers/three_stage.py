@@ -25,6 +25,7 @@ import torch
 
 from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.errors import BenchSuiteError
+from bench_suite.core.profiles import ThreeStageSchedule
 from bench_suite.core.surrogates import make_surrogate
 from bench_suite.snn.calibration import BalancingSettings, samples_within_budget, threshold_balanced
 from bench_suite.snn.convert import analyse, build_spiking_network
@@ -47,7 +48,7 @@ class ThreeStageParams:
     surrogate_alpha: float = 0.3
     lr: float = 0.0  # 0: the profile's three_stage_lr (reference Adam 1e-3)
     epochs: int = 0  # 0: the profile's three_stage_epochs (reference 35 SNN epochs)
-    schedule: Optional[Literal["plateau", "cosine"]] = None  # None: the profile's three_stage_schedule
+    schedule: Optional[ThreeStageSchedule] = None  # None: the profile's three_stage_schedule
     output_threshold: float = 0.5  # sigmoid output above this is foreground (Yue Table 2 sweeps 0.1–0.6)
 
     def __post_init__(self) -> None:

@@ -71,20 +71,27 @@ def test_one_logit_head_is_scored_through_a_sigmoid():
     assert prediction.sum() == 0
 
 
-def test_conversion_balances_over_the_cells_time_steps_by_default(tmp_path):
-    import json
-
+def _smoke_cell(tmp_path, trainer: str, time_steps: int, patches_per_image: int):
+    """One IF cell of ``trainer`` on demo vessels at a tiny smoke budget: its cells and curves frames."""
     from bench_suite.results.store import ResultStore
-    from bench_suite.trainers.three_stage import ThreeStageParams
 
-    args = ["run", "--plugin", "trainer=three-stage(epochs=1)", "--plugin", "neuron=if",
-            "--dataset", "demo-vessels", "--profile", "smoke", "-T", "3", "--set", "ann_epochs=1",
-            "--set", "patches_per_image=4", "--set", "calibration_samples=8",
+    args = ["run", "--plugin", f"trainer={trainer}", "--plugin", "neuron=if",
+            "--dataset", "demo-vessels", "--profile", "smoke", "-T", str(time_steps), "--set", "ann_epochs=1",
+            "--set", f"patches_per_image={patches_per_image}", "--set", "calibration_samples=8",
             "--data-root", str(tmp_path / "data"), "--results", str(tmp_path)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     with ResultStore(tmp_path) as store:
-        cells = store.cells_frame(store.latest_run_id())
+        run_id = store.latest_run_id()
+        return store.cells_frame(run_id), store.curves_frame(run_id)
+
+
+def test_conversion_balances_over_the_cells_time_steps_by_default(tmp_path):
+    import json
+
+    from bench_suite.trainers.three_stage import ThreeStageParams
+
+    cells, _ = _smoke_cell(tmp_path, "three-stage(epochs=1)", time_steps=3, patches_per_image=4)
     steps = sorted(json.loads(info)["tb_steps"] for info in cells["info"])
     assert steps == [3]
     with pytest.raises(ValueError, match="conversion_steps must not be negative"):
@@ -95,18 +102,9 @@ def test_conversion_balances_over_the_cells_time_steps_by_default(tmp_path):
 def test_fine_tuning_schedule_is_the_one_asked_for(tmp_path, schedule):
     import json
 
-    from bench_suite.results.store import ResultStore
-
-    args = ["run", "--plugin", f"trainer=three-stage(epochs=1,schedule={schedule},lr=0.004)", "--plugin", "neuron=if",
-            "--dataset", "demo-vessels", "--profile", "smoke", "-T", "2", "--set", "ann_epochs=1",
-            "--set", "patches_per_image=8", "--set", "calibration_samples=8",
-            "--data-root", str(tmp_path / "data"), "--results", str(tmp_path)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    with ResultStore(tmp_path) as store:
-        run_id = store.latest_run_id()
-        info = json.loads(store.cells_frame(run_id)["info"].iloc[0])["three_stage"]
-        curves = store.curves_frame(run_id)
+    cells, curves = _smoke_cell(tmp_path, f"three-stage(epochs=1,schedule={schedule},lr=0.004)", time_steps=2,
+                                patches_per_image=8)
+    info = json.loads(cells["info"].iloc[0])["three_stage"]
     lrs = curves[(curves.stage == "three-stage") & (curves.metric == "batch_lr")]["value"].to_numpy()
     assert info["schedule"] == schedule and info["lr"] == 0.004 and len(lrs) == info["batches_per_epoch"] > 2
     assert lrs[0] == 0.004
