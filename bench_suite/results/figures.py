@@ -185,8 +185,8 @@ def convergence(curves: pd.DataFrame, out_dir: Path | str, labels=None) -> list[
 
 
 def convergence_figure(curves: pd.DataFrame, labels=None) -> Figure:
-    """Training curves: one panel per curve metric (``loss`` by epoch, ``batch_loss`` by batch), one line
-    per method and stage (mean over seeds, band ± std)."""
+    """Training curves: one panel per curve metric (``loss`` by epoch; ``batch_*`` metrics such as
+    ``batch_loss`` and ``batch_lr`` by batch), one line per method and stage (mean over seeds, band ± std)."""
     if curves.empty:
         raise BenchSuiteError("no training curves in this run (conversion-only cells train nothing)")
     frame = curves.copy()
