@@ -197,11 +197,18 @@ class SpikingNeuron(SimpleBaseNode):
             self.acc_out = recorded.clone() if self.steps == 0 else self.acc_out.add_(recorded)
         self.steps = self.steps + 1
         if self.record == "stats":
-            # events per position: count over the channels (innermost channels-last), then the batch — as
-            # cheap as the plain count it replaces (0.40 vs 0.39 ms on 8×32×64×64, 2 threads)
-            per_position = torch.count_nonzero(out, dim=1).sum(0) if out.dim() > 2 else torch.count_nonzero(out)
-            self.events = self.events + per_position.sum()
-            self.spikes = self.spikes + self.level_spikes(out)
+            # events per position: count over the channels (innermost channels-last) in int16, then over the
+            # batch: 3× cheaper than count_nonzero(dim=1) (7.7 vs 24 ms on 128×16×48×48, 2 threads), which
+            # made the statistics cost twice the simulation itself
+            if out.dim() > 2:
+                narrow = torch.int16 if out.shape[1] < 2**15 else torch.int64
+                per_position = out.ne(0).sum(dim=1, dtype=narrow).sum(0, dtype=torch.int64)
+            else:
+                per_position = torch.count_nonzero(out)
+            events = per_position.sum()
+            self.events = self.events + events
+            # a neuron that keeps the default fires one binary spike per event: no second pass over out
+            self.spikes = self.spikes + (events if self._spike_per_event else self.level_spikes(out))
             maps = self.__dict__.setdefault("event_maps", {})
             shape = tuple(out.shape[2:])
             # out of place: the maps may be inference tensors, and a later call may run outside inference mode
@@ -236,6 +243,7 @@ def _set_paths(cls: type) -> None:
     the input is summed as it arrives."""
     cls._fast_charge = _owner(cls, "neuronal_charge") is _owner(cls, "_charge_in_place")
     cls._fast_reset = _owner(cls, "neuronal_reset") is _owner(cls, "_reset_in_place")
+    cls._spike_per_event = _owner(cls, "level_spikes") is SpikingNeuron
     cls._input_from_membrane = all(
         _owner(cls, name) is SpikingNeuron for name in ("neuronal_charge", "neuronal_reset", "recorded_output")
     )

@@ -39,3 +39,16 @@ def test_if_output_is_threshold_times_spike_and_reset_to_zero_option():
     zero = IFNeuron(IFParams(reset="zero"), threshold=0.5)
     assert zero(torch.tensor([0.7])).item() == 0.5
     assert zero.v.item() == 0.0
+
+
+def test_statistics_count_one_spike_per_event_per_position():
+    torch.manual_seed(0)
+    neuron = IFNeuron()
+    neuron.record = "stats"
+    expected = torch.zeros(4, 4, dtype=torch.int64)
+    with torch.inference_mode():
+        for _ in range(4):
+            out = neuron(torch.rand(3, 6, 4, 4).contiguous(memory_format=torch.channels_last))
+            expected += (out != 0).sum(dim=(0, 1))
+    assert torch.equal(neuron.event_maps[(4, 4)], expected) and int(expected.sum()) > 0
+    assert int(neuron.events) == int(neuron.spikes) == int(expected.sum())
