@@ -105,8 +105,8 @@ def test_spike_count_of_the_quantization_equals_the_greedy_loop_on_channels_last
     # bit planes of the index in uint8 (≤ 8 levels) and int32 (more), counted in memory order
     torch.manual_seed(1)
     v = (torch.randn(3, 8, 6, 5) * 3).contiguous(memory_format=torch.channels_last)
-    fast, slow = MTNeuron(MTParams(thresholds=thresholds), threshold=0.7), MTNeuron(MTParams(thresholds=thresholds),
-                                                                                     threshold=0.7)
+    params = MTParams(thresholds=thresholds)
+    fast, slow = MTNeuron(params, threshold=0.7), MTNeuron(params, threshold=0.7)
     slow.halving = False
     assert fast.halving
     out = fast.fire(v)
@@ -118,13 +118,13 @@ def test_statistics_per_position_and_spike_totals_over_steps_on_channels_last():
     inputs = [(torch.randn(2, 4, 5, 3) * 2).contiguous(memory_format=torch.channels_last) for _ in range(3)]
     neuron = MTNeuron()
     neuron.record = "stats"
+    loop = MTNeuron()
+    loop.halving = False  # counts each output level by level
     expected_map, expected_spikes = torch.zeros(5, 3, dtype=torch.int64), 0
     with torch.inference_mode():
         for x in inputs:
             out = neuron(x)
             expected_map += (out != 0).sum(dim=(0, 1))
-            steps = MTNeuron()
-            steps.halving = False
-            expected_spikes += int(steps.level_spikes(out))
+            expected_spikes += int(loop.level_spikes(out))
     assert torch.equal(neuron.event_maps[(5, 3)], expected_map)
     assert int(neuron.events) == int(expected_map.sum()) and int(neuron.spikes) == expected_spikes
