@@ -20,6 +20,12 @@ Optimizer = Literal["adam", "rmsprop"]
 DTInit = Literal["random", "normalized"]
 Schedule = Literal["constant", "cosine"]
 ThreeStageSchedule = Literal["plateau", "cosine"]
+#: the ANN's learning rate per batch: constant (the reference), cosine to 0, or one-cycle (warm-up to
+#: ``ann_lr`` over the first 30 % of the batches, then cosine down; Smith 2019)
+ANNSchedule = Literal["constant", "cosine", "onecycle"]
+#: per-patch augmentation of the ANN's training patches: none (the reference), or one of the 8 flips and
+#: quarter turns of the square (a flip of the last axis where the patch is not square)
+Augment = Literal["none", "dihedral"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +43,8 @@ class Profile:
     calibration_samples: int  # reference: 64 segmentation / 32 denoising patches
     ann_optimizer: Optimizer = "adam"  # segmentation ANNs (Spiking-UNet: RMSprop)
     ann_optimizer_denoising: Optimizer = "adam"  # denoising ANNs (Spiking-UNet: Adam with L1)
+    ann_schedule: ANNSchedule = "constant"  # the reference: a constant rate
+    ann_augment: Augment = "none"  # the reference: patches as sampled
     max_patches: int = 0  # cap on training patches per epoch over all images (0: none); keeps big sets quick
     dt_epochs: int = 1  # direct training (BPTT through T steps) epochs
     dt_lr: float = 1e-3

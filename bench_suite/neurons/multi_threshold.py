@@ -5,6 +5,13 @@ is > θ, then 0.5θ, then 0.25θ: each level at most once, output 0 … 3.75θ, 
 *halving* set (each threshold half the previous one) the greedy loop is a clamped quantization,
 out = q·clamp(⌈v/q⌉ − 1, 0, 2^N − 1) with q the smallest threshold, which costs one fused expression
 instead of N comparisons; other sets use the loop.
+
+Direct training needs a gradient through the levels. By default (``gradient=levels``) each level's comparison
+gets its own surrogate (the greedy loop, differentiated step by step); ``straight-through``
+treats one step's firing as the quantizer it is and passes the gradient unchanged wherever the output
+is not clamped, 0 < v ≤ (Σ levels + smallest level)·θ (the straight-through estimator of quantized-ANN
+training, Bengio 2013; Esser 2020), so a step's derivative is that of a clipped ReLU rather than a
+sum of narrow bumps at the thresholds.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from typing import Literal
 
 import torch
 
@@ -51,12 +59,20 @@ def is_halving(levels: tuple[float, ...]) -> bool:
     return all(math.isclose(a, 2 * b, rel_tol=1e-9) for a, b in itertools.pairwise(levels))
 
 
+MTGradient = Literal["levels", "straight-through"]
+
+
 @dataclasses.dataclass(frozen=True)
 class MTParams(SurrogateParams):
     thresholds: tuple[float, ...] | str = (2.0, 1.0, 0.5, 0.25)
+    # direct training's gradient: one surrogate per level, or straight through the whole quantizer (on
+    # demo-vessels, quick DT, T = 10, lr 2e-3: straight-through F1 0.711 in 117 s, per-level 0.696 in 237 s)
+    gradient: MTGradient = "levels"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.gradient not in ("levels", "straight-through"):
+            raise ValueError(f"gradient must be 'levels' or 'straight-through', got '{self.gradient}'")
         object.__setattr__(self, "thresholds", resolve_thresholds(self.thresholds))
 
 
@@ -77,6 +93,13 @@ class MTNeuron(SpikingNeuron):
 
     def fire(self, v: torch.Tensor) -> torch.Tensor:
         theta = self.v_threshold
+        if v.requires_grad and self.params.gradient == "straight-through":
+            with torch.no_grad():
+                quantized = self._fire_levels(v.detach())
+            # the forward is exactly the levels fired; the backward is 1 inside the unclamped range
+            top = (sum(self.levels) + self.levels[-1]) * theta
+            passing = v.clamp(0.0, top)
+            return passing + (quantized - passing).detach()
         if v.requires_grad:
             # direct training: the greedy loop with one surrogate per level (strict > vs ≥ differs only
             # on a set of measure zero)
@@ -87,6 +110,10 @@ class MTNeuron(SpikingNeuron):
                 out = out + fired
                 rest = rest - fired
             return out
+        return self._fire_levels(v)
+
+    def _fire_levels(self, v: torch.Tensor) -> torch.Tensor:
+        theta = self.v_threshold
         if self.halving:
             step = self.levels[-1] * theta
             # one new tensor, then in place: much faster on CPU than the out-of-place chain

@@ -15,7 +15,7 @@ from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.errors import PluginContractError
 from bench_suite.core.losses import make_loss
 from bench_suite.core.neuron import SpikingNeuron
-from bench_suite.core.profiles import Profile
+from bench_suite.core.profiles import Augment, Profile
 from bench_suite.core.tasks import DatasetBundle, Task, sample_patches, stable_seed
 from bench_suite.snn.convert import analyse, build_spiking_network
 from bench_suite.snn.network import SpikingNetwork
@@ -38,9 +38,10 @@ class TrainingPatches:
     batches and the same noise.
     """
 
-    def __init__(self, bundle: DatasetBundle, profile: Profile, seed: int, device: torch.device | str | None = None
-                 ) -> None:
+    def __init__(self, bundle: DatasetBundle, profile: Profile, seed: int, device: torch.device | str | None = None,
+                 augment: Augment = "none") -> None:
         self.task = bundle.task
+        self.augment = augment
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         rng = np.random.default_rng(stable_seed("patches", seed))
         if bundle.task.spatial_dims == 3:
@@ -92,12 +93,19 @@ class TrainingPatches:
             for tensors in loader:
                 images = tensors[0].to(self.device, non_blocking=True)
                 targets = tensors[1].to(self.device, non_blocking=True) if len(tensors) > 1 else None
-                yield make_input_target(self.task, images, targets, generator)
+                yield make_input_target(self.task, *self._augmented(images, targets, generator), generator)
             return
         for index in chunks:
             index = index.to(self.images.device)
-            yield make_input_target(self.task, self.images[index],
-                                    None if self.targets is None else self.targets[index], generator)
+            images, targets = self._augmented(self.images[index], None if self.targets is None else self.targets[index],
+                                              generator)
+            yield make_input_target(self.task, images, targets, generator)
+
+    def _augmented(self, images: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.augment == "none":
+            return images, targets
+        return dihedral(images, targets, generator)
 
     def validation(self, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``count`` fixed batches (inputs, targets) from a stream of their own, the same whatever trained
@@ -168,6 +176,27 @@ def train_epochs(
         ctx.log_curve(stage, epoch + 1, "loss", total / count)
         if after_epoch is not None:
             after_epoch(total / count)
+
+
+def dihedral(images: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each sample turned by its own draw of the 8 symmetries of the square (quarter turns of the last two
+    axes, then a flip of the last); where those axes differ in length only the flip is drawn. Targets (class
+    maps without the channel axis) are turned with their images."""
+    square = images.shape[-1] == images.shape[-2]
+    codes = torch.randint(0, 8 if square else 2, (len(images),), generator=generator)  # device: CPU, as the order
+    images, targets = images.clone(), None if targets is None else targets.clone()
+    for code in codes.unique().tolist():
+        turns, flip = (code % 4, code // 4) if square else (0, code)
+        if turns == 0 and flip == 0:
+            continue
+        chosen = (codes == code).nonzero().flatten().to(images.device)
+        for tensor in (images, targets):
+            if tensor is None:
+                continue
+            part = torch.rot90(tensor[chosen], turns, dims=(-2, -1))
+            tensor[chosen] = part.flip(-1) if flip else part
+    return images, targets
 
 
 def make_input_target(

@@ -23,14 +23,16 @@ def train_ann(
     Reference: RMSprop lr 1e-3 (segmentation) / Adam with L1 on the noise (denoising), batch 8: the paper
     profile's ``ann_optimizer`` and ``ann_optimizer_denoising``. Smoke and quick use Adam for both, which
     converges in the few epochs a CPU allows. The model trains on the device it is on, under autocast for
-    ``precision`` bf16 or fp16 (with loss scaling for fp16).
+    ``precision`` bf16 or fp16 (with loss scaling for fp16). ``ann_schedule`` sets the rate per batch and
+    ``ann_augment`` turns each patch by a random symmetry of the square (both off in the reference).
     """
     device = next(model.parameters()).device
     amp = MixedPrecision(device, precision)
-    patches = TrainingPatches(bundle, profile, seed, device)
+    patches = TrainingPatches(bundle, profile, seed, device, augment=profile.ann_augment)
     init_foreground_prior(model, patches)
     name = profile.ann_optimizer if bundle.task.kind == "segmentation" else profile.ann_optimizer_denoising
     optimizer = OPTIMIZERS[name](model.parameters(), lr=profile.ann_lr)
+    scheduler = learning_rate_schedule(optimizer, profile.ann_schedule, profile.ann_epochs * len(patches))
     advance = progress.stage("train ANN", profile.ann_epochs * len(patches))
     model.train()
     for epoch in range(profile.ann_epochs):
@@ -42,11 +44,24 @@ def train_ann(
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"ANN training diverged at epoch {epoch + 1} (loss {loss.item()})")
             amp.step(loss, optimizer)
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * len(x)
             count += len(x)
             advance(1)
         log_curve("ann", epoch + 1, "loss", total / count)
     return model.eval()
+
+
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, schedule: str, batches: int):
+    """The per-batch scheduler of ``schedule`` (None for a constant rate)."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, batches))
+    if schedule == "onecycle":
+        # max_lr is the profile's rate; it starts at max_lr/25 and ends near 0 (PyTorch's defaults)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
+                                                   total_steps=max(2, batches), pct_start=0.3)
+    return None
 
 
 class ANNTrainer:

@@ -128,3 +128,31 @@ def test_statistics_per_position_and_spike_totals_over_steps_on_channels_last():
             expected_spikes += int(loop.level_spikes(out))
     assert torch.equal(neuron.event_maps[(5, 3)], expected_map)
     assert int(neuron.events) == int(expected_map.sum()) and int(neuron.spikes) == expected_spikes
+
+
+@pytest.mark.parametrize("thresholds", [(2.0, 1.0, 0.5, 0.25), (3.0, 1.0)])
+def test_straight_through_gradient_keeps_the_forward_and_passes_the_unclamped_range(thresholds):
+    params = MTParams(thresholds=thresholds, gradient="straight-through")
+    neuron = MTNeuron(params, threshold=0.5)
+    top = (sum(thresholds) + min(thresholds)) * 0.5
+    v = torch.tensor([-0.3, 0.1, 0.4, 0.9, top - 0.01, top + 0.2], requires_grad=True)
+    out = neuron.fire(v)
+    assert torch.equal(out.detach(), MTNeuron(MTParams(thresholds=thresholds), threshold=0.5).fire(v.detach()))
+    out.sum().backward()
+    assert v.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_per_level_is_the_default_and_differs_from_straight_through():
+    assert MTParams().gradient == "levels"
+    v = torch.linspace(0.05, 3.9, 50, requires_grad=True)
+    MTNeuron(MTParams(gradient="levels")).fire(v).sum().backward()
+    per_level = v.grad.clone()
+    v.grad = None
+    MTNeuron(MTParams(gradient="straight-through")).fire(v).sum().backward()
+    assert torch.all(v.grad == 1.0)
+    assert not torch.allclose(per_level, v.grad)
+
+
+def test_unknown_gradient_is_refused():
+    with pytest.raises(ValueError, match="gradient must be"):
+        MTParams(gradient="ste")

@@ -37,3 +37,80 @@ def test_two_logit_heads_start_at_the_prior_and_others_are_left_alone():
     before = one.head.bias.clone()
     init_foreground_prior(one, SimpleNamespace(targets=None))  # denoising: no class targets
     assert torch.equal(one.head.bias, before)
+
+
+def test_dihedral_turns_each_image_with_its_target_and_only_by_symmetries():
+    from bench_suite.snn.training import dihedral
+
+    images = torch.arange(6 * 16, dtype=torch.float32).view(6, 1, 4, 4)
+    targets = images[:, 0].long().clone()
+    out_images, out_targets = dihedral(images, targets, torch.Generator().manual_seed(3))
+    assert torch.equal(out_images[:, 0].long(), out_targets)  # image and target turned alike
+    symmetries = [torch.rot90(images, k, dims=(-2, -1)).flip(-1) if f else torch.rot90(images, k, dims=(-2, -1))
+                  for f in (0, 1) for k in range(4)]
+    moved = 0
+    for i in range(len(images)):
+        matches = [j for j, s in enumerate(symmetries) if torch.equal(out_images[i], s[i])]
+        assert matches, f"sample {i} is not a symmetry of its patch"
+        moved += matches[0] != 0
+    assert moved > 0  # six draws from eight: not all the identity
+    assert torch.equal(images, torch.arange(6 * 16, dtype=torch.float32).view(6, 1, 4, 4))  # input untouched
+    again, _ = dihedral(images, targets, torch.Generator().manual_seed(3))
+    assert torch.equal(again, out_images)  # the seed decides
+
+
+def test_dihedral_only_flips_patches_that_are_not_square():
+    from bench_suite.snn.training import dihedral
+
+    images = torch.rand(16, 2, 3, 5)
+    out, _ = dihedral(images, None, torch.Generator().manual_seed(0))
+    for i in range(len(images)):
+        assert torch.equal(out[i], images[i]) or torch.equal(out[i], images[i].flip(-1))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_ann_schedules_change_the_rate_per_batch_and_end_low(schedule):
+    from bench_suite.trainers.ann import learning_rate_schedule
+
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = learning_rate_schedule(optimizer, schedule, 20)
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert max(rates) == pytest.approx(0.1, rel=0.05)
+    assert rates[-1] < 0.02
+    if schedule == "onecycle":
+        assert rates[0] < 0.01 and rates.index(max(rates)) > 0  # warms up first
+    assert learning_rate_schedule(optimizer, "constant", 20) is None
+
+
+@pytest.mark.parametrize("kind", ["segmentation", "denoising"])
+def test_augmented_training_patches_are_symmetries_of_the_plain_ones(kind):
+    import dataclasses
+
+    from bench_suite.core.profiles import PROFILES
+    from bench_suite.snn.training import TrainingPatches
+    from bench_suite.testing.checks import tiny_bundle
+
+    bundle = tiny_bundle(kind)
+    profile = dataclasses.replace(PROFILES["smoke"], patches_per_image=4, batch_size=16)
+    plain = TrainingPatches(bundle, profile, seed=0)
+    turned = TrainingPatches(bundle, profile, seed=0, augment="dihedral")
+    assert torch.equal(plain.images, turned.images)  # the same patches are sampled; only batches turn
+    (x0, y0), (x, y) = next(plain.batches(0)), next(turned.batches(0))  # the order is drawn first: the same
+    if kind == "denoising":
+        x0, x = x0 - y0, x - y  # the clean patches (input = patch + noise; the noise is drawn afterwards)
+    changed = 0
+    for i in range(len(x)):
+        options = [torch.rot90(x0[i], k, dims=(-2, -1)) for k in range(4)]
+        options += [o.flip(-1) for o in options]
+        matches = [k for k, o in enumerate(options) if torch.allclose(x[i], o, atol=1e-6)]
+        assert matches, f"patch {i} is not a symmetry of its plain patch"
+        changed += matches[0] != 0
+        if kind == "segmentation":
+            turn = matches[0]
+            expected = torch.rot90(y0[i], turn % 4, dims=(-2, -1))
+            assert torch.equal(y[i], expected.flip(-1) if turn >= 4 else expected)
+    assert changed > 0
