@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -71,7 +72,7 @@ class MTParams(SurrogateParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.gradient not in ("levels", "straight-through"):
+        if self.gradient not in typing.get_args(MTGradient):
             raise ValueError(f"gradient must be 'levels' or 'straight-through', got '{self.gradient}'")
         object.__setattr__(self, "thresholds", resolve_thresholds(self.thresholds))
 

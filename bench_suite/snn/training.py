@@ -178,6 +178,19 @@ def train_epochs(
             after_epoch(total / count)
 
 
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, schedule: str, batches: int):
+    """The per-batch scheduler of ``schedule`` over ``batches`` batches: ``cosine`` decays the rate to 0,
+    ``onecycle`` warms up to it and decays; None for the rest (a constant rate, or a per-epoch plateau
+    schedule that the caller steps itself)."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, batches))
+    if schedule == "onecycle":
+        # max_lr is the profile's rate; it starts at max_lr/25 and ends near 0 (PyTorch's defaults)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
+                                                   total_steps=max(2, batches), pct_start=0.3)
+    return None
+
+
 def dihedral(images: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Each sample turned by its own draw of the 8 symmetries of the square (quarter turns of the last two

@@ -9,7 +9,13 @@ from bench_suite.core.contracts import TrainerContext
 from bench_suite.core.profiles import Profile
 from bench_suite.core.tasks import DatasetBundle
 from bench_suite.snn.network import TrainedNetwork
-from bench_suite.snn.training import MixedPrecision, TrainingPatches, init_foreground_prior, task_loss
+from bench_suite.snn.training import (
+    MixedPrecision,
+    TrainingPatches,
+    init_foreground_prior,
+    learning_rate_schedule,
+    task_loss,
+)
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
 
@@ -51,17 +57,6 @@ def train_ann(
             advance(1)
         log_curve("ann", epoch + 1, "loss", total / count)
     return model.eval()
-
-
-def learning_rate_schedule(optimizer: torch.optim.Optimizer, schedule: str, batches: int):
-    """The per-batch scheduler of ``schedule`` (None for a constant rate)."""
-    if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, batches))
-    if schedule == "onecycle":
-        # max_lr is the profile's rate; it starts at max_lr/25 and ends near 0 (PyTorch's defaults)
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
-                                                   total_steps=max(2, batches), pct_start=0.3)
-    return None
 
 
 class ANNTrainer:

@@ -12,7 +12,7 @@ conversion would (connection-wise, 99.9th percentile), so each layer's activity 
 threshold and gradients reach every layer, with the head's bias at the foreground prior; and they
 decay the learning rate to 0 on a cosine over all batches (``dt_schedule``), Adam 2e-3 (measured, not yet the
 default: ``dt(lr=0.005)`` on demo-vessels, T = 10, 192 batches gave MT straight-through 0.750, RS 0.807,
-ML 0.729 against 0.711, 0.730 and 0.684 at 2e-3).
+ML 0.729 against 0.711, 0.730 at 2e-3 and ML's 0.684 measured on another machine).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from bench_suite.snn.training import (
     TrainingPatches,
     conversion_neurons,
     init_foreground_prior,
+    learning_rate_schedule,
     task_loss,
     train_epochs,
 )
@@ -87,8 +88,7 @@ class DirectTrainer:
         epochs = self.params.epochs or ctx.profile.dt_epochs
         per_epoch = min(len(patches), ctx.profile.max_train_batches) if ctx.profile.max_train_batches else len(patches)
         schedule = self.params.schedule or ctx.profile.dt_schedule
-        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * per_epoch))
-                     if schedule == "cosine" else None)
+        scheduler = learning_rate_schedule(optimizer, schedule, epochs * per_epoch)
         amp = MixedPrecision.for_cell(ctx)
         ctx.info["dt"] = {"init": init, "schedule": schedule, "lr": optimizer.param_groups[0]["lr"],
                           "epochs": epochs, "batches": epochs * per_epoch}

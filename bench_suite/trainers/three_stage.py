@@ -31,7 +31,7 @@ from bench_suite.snn.calibration import BalancingSettings, samples_within_budget
 from bench_suite.snn.convert import analyse, build_spiking_network
 from bench_suite.snn.encoders import make_encoder
 from bench_suite.snn.network import TrainedNetwork
-from bench_suite.snn.training import MixedPrecision, TrainingPatches, train_epochs
+from bench_suite.snn.training import MixedPrecision, TrainingPatches, learning_rate_schedule, train_epochs
 from bench_suite.trainers.direct import bptt_step
 
 
@@ -113,8 +113,7 @@ class ThreeStageTrainer:
         # plateau (the reference): halve the rate after 2 epochs without improvement — over 35 epochs; a
         # CPU budget of one or two epochs never reaches it, so there cosine decays the rate per batch
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
-        cosine = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * per_epoch))
-                  if schedule == "cosine" else None)
+        cosine = learning_rate_schedule(optimizer, schedule, epochs * per_epoch)
         ctx.info["three_stage"] = {"lr": optimizer.param_groups[0]["lr"], "schedule": schedule, "epochs": epochs,
                                    "batches_per_epoch": per_epoch}
         amp = MixedPrecision.for_cell(ctx)

@@ -70,7 +70,7 @@ def test_dihedral_only_flips_patches_that_are_not_square():
 
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
 def test_ann_schedules_change_the_rate_per_batch_and_end_low(schedule):
-    from bench_suite.trainers.ann import learning_rate_schedule
+    from bench_suite.snn.training import learning_rate_schedule
 
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
     scheduler = learning_rate_schedule(optimizer, schedule, 20)
