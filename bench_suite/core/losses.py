@@ -3,7 +3,8 @@
 Every loss is ``loss(output, target) -> scalar tensor``.
 
 - ``ce``: cross-entropy of class logits ``[N, K, ...]`` against integer class maps ``[N, ...]`` (the
-  Spiking-UNet reference for segmentation).
+  Spiking-UNet reference for segmentation); with ``class_weights`` ``[K]`` each pixel counts by its
+  class's weight (PyTorch's weighted mean).
 - ``bce``, ``dice``, ``bce-dice``: binary tasks as in the three-stage study (Yue 2023), whose network has ONE
   output channel followed by a per-pixel sigmoid. They accept either that 1-channel logit or a 2-class head
   (see :func:`binary_logits`), so a model built for ``ce`` can be trained with them unchanged. Targets are
@@ -29,7 +30,7 @@ DICE_EPS = 1e-5
 BINARY_LOSSES = frozenset({"bce", "dice", "bce-dice"})
 BCE_DICE_WEIGHTS = (0.3, 0.7)  # (BCE, Dice), Yue et al. 2023, section 3.2
 
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Loss = Callable[..., torch.Tensor]
 
 
 def binary_logits(output: torch.Tensor) -> torch.Tensor:
@@ -63,11 +64,14 @@ def _binary_target(target: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
     return target.to(logit.dtype)
 
 
-def ce_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of class logits ``[N, K, ...]`` against integer classes ``[N, ...]`` (mean over pixels)."""
+def ce_loss(output: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of class logits ``[N, K, ...]`` against integer classes ``[N, ...]`` (mean over pixels,
+    weighted by ``class_weights[target]`` where given)."""
     if target.ndim == output.ndim and target.shape[1] == 1:
         target = target.squeeze(1)  # a class map stored with a channel axis
-    return F.cross_entropy(output, target.long())
+    if class_weights is not None:
+        class_weights = class_weights.to(device=output.device, dtype=output.dtype)
+    return F.cross_entropy(output, target.long(), weight=class_weights)
 
 
 def bce_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

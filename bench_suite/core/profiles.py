@@ -26,6 +26,10 @@ ANNSchedule = Literal["constant", "cosine", "onecycle"]
 #: per-patch augmentation of the ANN's training patches: none (the reference), or one of the 8 flips and
 #: quarter turns of the square (a flip of the last axis where the patch is not square)
 Augment = Literal["none", "dihedral"]
+#: class weights of the segmentation cross-entropy (every trainer that uses it): none (the reference), or
+#: median-frequency balancing (Eigen & Fergus 2015; SegNet on CamVid): w_c = median_k f_k / f_c with f_c
+#: class c's pixels over the pixels of the training patches that contain c
+ClassWeighting = Literal["none", "median-frequency"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Profile:
     ann_optimizer_denoising: Optimizer = "adam"  # denoising ANNs (Spiking-UNet: Adam with L1)
     ann_schedule: ANNSchedule = "constant"  # the reference: a constant rate
     ann_augment: Augment = "none"  # the reference: patches as sampled
+    class_weighting: ClassWeighting = "none"  # the reference: plain cross-entropy
     max_patches: int = 0  # cap on training patches per epoch over all images (0: none); keeps big sets quick
     dt_epochs: int = 1  # direct training (BPTT through T steps) epochs
     dt_lr: float = 1e-3

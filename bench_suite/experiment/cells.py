@@ -36,7 +36,8 @@ from bench_suite.snn.calibration import CalibrationCache
 
 #: the profile settings ANN training reads (train_ann, TrainingPatches)
 ANN_PROFILE_FIELDS = ("name", "width", "ann_epochs", "ann_lr", "ann_optimizer", "ann_optimizer_denoising",
-                      "ann_schedule", "ann_augment", "patches_per_image", "batch_size", "max_patches")
+                      "ann_schedule", "ann_augment", "class_weighting", "patches_per_image", "batch_size",
+                      "max_patches")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,6 +69,10 @@ class TrainingPatches:
                 self.placement = "pinned host"
         self.batch_size = profile.batch_size
         self.seed = seed
+        #: cross-entropy class weights from these patches' labels (profile ``class_weighting``), or None
+        self.class_weights = None
+        if profile.class_weighting == "median-frequency" and self.targets is not None:
+            self.class_weights = median_frequency_weights(self.targets, bundle.task.n_classes).to(self.device)
 
     @classmethod
     def for_cell(cls, ctx: TrainerContext) -> TrainingPatches:
@@ -224,10 +228,37 @@ def make_input_target(
     return images + noise, noise
 
 
-def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor, loss: str | None = None) -> torch.Tensor:
-    """The named loss, or the reference's: cross-entropy for segmentation, L1 to the noise for denoising."""
+def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor, loss: str | None = None,
+              class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The named loss, or the reference's: cross-entropy for segmentation, L1 to the noise for denoising.
+    ``class_weights`` (see :func:`median_frequency_weights`) weigh the cross-entropy; the binary losses of
+    the three-stage study and L1 have no class weights and ignore them."""
     name = loss or ("ce" if task.kind == "segmentation" else "l1")
+    if name == "ce" and class_weights is not None:
+        return make_loss(name)(output, target, class_weights)
     return make_loss(name)(output, target)
+
+
+def median_frequency_weights(targets: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Median-frequency balancing (Eigen & Fergus 2015): w_c = median_k f_k / f_c, where f_c is class c's
+    pixels over all pixels of the samples (patches, volumes) that contain c, the median taken over the
+    classes present (the lower middle value for an even count: the weighted-mean cross-entropy divides by
+    the weights it met, so only their ratios matter). A class absent from ``targets`` gets weight 1.
+    ``targets``: integer class maps ``[N, ...]``; returns float32 ``[n_classes]`` on the targets' device."""
+    flat = targets.reshape(len(targets), -1).long()
+    if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= n_classes):
+        raise ValueError(f"class maps hold values outside 0 … {n_classes - 1}; check the dataset's labels")
+    offsets = torch.arange(len(flat), device=flat.device).unsqueeze(1) * n_classes  # one bincount for all samples
+    per_sample = torch.bincount((flat + offsets).flatten(), minlength=len(flat) * n_classes)
+    per_sample = per_sample.view(len(flat), n_classes).double()
+    pixels = per_sample.sum(0)
+    present = per_sample.gt(0).double().mul(flat.shape[1]).sum(0)  # pixels of the samples that contain c
+    seen = pixels > 0
+    weights = torch.ones(n_classes, dtype=torch.float64, device=targets.device)
+    if seen.any():
+        frequency = pixels[seen] / present[seen]
+        weights[seen] = frequency.median() / frequency
+    return weights.float()
 
 
 def check_output(output: torch.Tensor, batch: torch.Tensor, task: Task, who: str) -> None:

@@ -29,8 +29,9 @@ def train_ann(
     Reference: RMSprop lr 1e-3 (segmentation) / Adam with L1 on the noise (denoising), batch 8: the paper
     profile's ``ann_optimizer`` and ``ann_optimizer_denoising``. Smoke and quick use Adam for both, which
     converges in the few epochs a CPU allows. The model trains on the device it is on, under autocast for
-    ``precision`` bf16 or fp16 (with loss scaling for fp16). ``ann_schedule`` sets the rate per batch and
-    ``ann_augment`` turns each patch by a random symmetry of the square (both off in the reference).
+    ``precision`` bf16 or fp16 (with loss scaling for fp16). ``ann_schedule`` sets the rate per batch,
+    ``ann_augment`` turns each patch by a random symmetry of the square and ``class_weighting`` weighs the
+    cross-entropy by class (all three off in the reference).
     """
     device = next(model.parameters()).device
     amp = MixedPrecision(device, precision)
@@ -46,7 +47,7 @@ def train_ann(
         for x, y in patches.batches(epoch):
             optimizer.zero_grad(set_to_none=True)
             with amp.autocast():
-                loss = task_loss(bundle.task, model(x), y, loss_name)
+                loss = task_loss(bundle.task, model(x), y, loss_name, patches.class_weights)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"ANN training diverged at epoch {epoch + 1} (loss {loss.item()})")
             amp.step(loss, optimizer)

@@ -28,14 +28,14 @@ from bench_suite.snn.training import FP32, MixedPrecision, TrainingPatches, conv
 
 def asf_step(
     network: SpikingNetwork, x: torch.Tensor, target: torch.Tensor, time_steps: int, task: Task,
-    optimizer: torch.optim.Optimizer, amp: MixedPrecision = FP32,
+    optimizer: torch.optim.Optimizer, amp: MixedPrecision = FP32, class_weights: torch.Tensor | None = None,
 ) -> float:
     """One ASF update on a batch; returns the loss."""
     with torch.no_grad(), amp.autocast():
         network.simulate(x, time_steps, record=True)
     optimizer.zero_grad(set_to_none=True)
     with amp.autocast():
-        loss = task_loss(task, network.flow_forward(x), target)
+        loss = task_loss(task, network.flow_forward(x), target, class_weights=class_weights)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"ASF fine-tuning diverged (loss {loss.item()})")
     amp.step(loss, optimizer)
@@ -79,7 +79,8 @@ class ASFTrainer:
 
         def validation_loss() -> float:
             with torch.no_grad(), amp.autocast():
-                losses = [task_loss(ctx.bundle.task, network.simulate(x, ctx.time_steps), y).item() * len(x)
+                losses = [task_loss(ctx.bundle.task, network.simulate(x, ctx.time_steps), y,
+                                    class_weights=patches.class_weights).item() * len(x)
                           for x, y in validation]
             return sum(losses) / sum(len(x) for x, _ in validation)
 
@@ -95,7 +96,8 @@ class ASFTrainer:
 
         with ctx.stage("fine-tune"):
             train_epochs(ctx, patches, epochs, "asf", "ASF fine-tune",
-                         lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer, amp),
+                         lambda x, y: asf_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer, amp,
+                                               patches.class_weights),
                          1000, after_epoch=after_epoch if validation else None,
                          max_batches=ctx.profile.max_train_batches)
         if losses:

@@ -42,11 +42,12 @@ from bench_suite.snn.training import (
 
 
 def bptt_step(network, x: torch.Tensor, target: torch.Tensor, time_steps: int, task: Task,
-              optimizer: torch.optim.Optimizer, loss_name: str | None = None, amp: MixedPrecision = FP32) -> float:
+              optimizer: torch.optim.Optimizer, loss_name: str | None = None, amp: MixedPrecision = FP32,
+              class_weights: torch.Tensor | None = None) -> float:
     """One STBP update: simulate T steps with autograd on, back-propagate through all of them."""
     optimizer.zero_grad(set_to_none=True)
     with amp.autocast():
-        loss = task_loss(task, network.simulate(x, time_steps), target, loss_name)
+        loss = task_loss(task, network.simulate(x, time_steps), target, loss_name, class_weights)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"direct training diverged (loss {loss.item()})")
     amp.step(loss, optimizer)
@@ -94,7 +95,8 @@ class DirectTrainer:
                           "epochs": epochs, "batches": epochs * per_epoch}
 
         def step(x: torch.Tensor, y: torch.Tensor) -> float:
-            loss = bptt_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer, amp=amp)
+            loss = bptt_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer, amp=amp,
+                             class_weights=patches.class_weights)
             if scheduler is not None:
                 scheduler.step()
             return loss

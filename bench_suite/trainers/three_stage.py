@@ -122,7 +122,7 @@ class ThreeStageTrainer:
 
         def step(x: torch.Tensor, y: torch.Tensor) -> float:
             lr = optimizer.param_groups[0]["lr"]  # the rate this batch is trained at
-            loss = bptt_step(network, x, y, ctx.time_steps, task, optimizer, p.loss, amp)
+            loss = bptt_step(network, x, y, ctx.time_steps, task, optimizer, p.loss, amp, patches.class_weights)
             if cosine is not None:
                 cosine.step()
             batches_done[0] += 1

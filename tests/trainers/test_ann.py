@@ -114,3 +114,83 @@ def test_augmented_training_patches_are_symmetries_of_the_plain_ones(kind):
             expected = torch.rot90(y0[i], turn % 4, dims=(-2, -1))
             assert torch.equal(y[i], expected.flip(-1) if turn >= 4 else expected)
     assert changed > 0
+
+
+def test_median_frequency_weights_follow_their_definition():
+    from bench_suite.snn.training import median_frequency_weights
+
+    targets = torch.zeros(4, 4, 4, dtype=torch.int64)
+    targets[0, :2] = 1  # class 1: 8 pixels, in 1 of 4 samples (16 pixels) → f = 0.5
+    targets[1, 0, 0] = 2  # class 2: 1 pixel, in 1 sample → f = 1/16
+    # class 0: 64 − 9 = 55 pixels in all 4 samples (64) → f = 55/64; class 3 absent
+    weights = median_frequency_weights(targets, 4)
+    frequency = torch.tensor([55 / 64, 0.5, 1 / 16])
+    median = frequency.median()  # of the classes present: 0.5
+    assert torch.allclose(weights, torch.tensor([median / (55 / 64), 1.0, median / (1 / 16), 1.0]))
+    assert weights.dtype == torch.float32
+    assert weights[2] > weights[1] > weights[0]  # the rarer, the heavier
+    with pytest.raises(ValueError, match="outside 0 … 3"):
+        median_frequency_weights(targets + 2, 4)  # class 4 in a 4-class task
+
+
+def test_class_weighting_reaches_the_cross_entropy_of_the_training_patches():
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    from bench_suite.core.profiles import PROFILES, resolve_profile
+    from bench_suite.snn.training import TrainingPatches, median_frequency_weights, task_loss
+    from bench_suite.testing.checks import tiny_bundle
+
+    bundle = tiny_bundle("segmentation")
+    base = dataclasses.replace(PROFILES["smoke"], patches_per_image=4, batch_size=8)
+    assert TrainingPatches(bundle, base, seed=0).class_weights is None  # the reference: plain cross-entropy
+    weighted = resolve_profile("smoke", {"class_weighting": "median-frequency"})
+    patches = TrainingPatches(bundle, dataclasses.replace(weighted, patches_per_image=4, batch_size=8), seed=0)
+    expected = median_frequency_weights(patches.targets, bundle.task.n_classes)
+    assert torch.equal(patches.class_weights, expected)
+    assert not torch.allclose(expected, torch.ones_like(expected))  # the tiny task is unbalanced
+    x, y = next(patches.batches(0))
+    logits = torch.randn(len(x), bundle.task.n_classes, *y.shape[1:])
+    assert torch.allclose(task_loss(bundle.task, logits, y, class_weights=patches.class_weights),
+                          F.cross_entropy(logits, y, weight=expected))
+    assert not torch.allclose(task_loss(bundle.task, logits, y, class_weights=patches.class_weights),
+                              task_loss(bundle.task, logits, y))
+    # the binary losses of the three-stage study have no class weights
+    assert torch.equal(task_loss(bundle.task, logits[:, :1], y, "bce", patches.class_weights),
+                       task_loss(bundle.task, logits[:, :1], y, "bce"))
+    with pytest.raises(Exception, match="choose one of none, median-frequency"):
+        resolve_profile("smoke", {"class_weighting": "inverse"})
+
+
+def test_class_weighting_is_part_of_the_ann_cache_key():
+    from bench_suite.experiment.cells import ANN_PROFILE_FIELDS
+
+    assert "class_weighting" in ANN_PROFILE_FIELDS  # a weighted ANN is another ANN
+
+
+def test_the_ann_trains_on_the_weighted_cross_entropy(monkeypatch):
+    import dataclasses
+
+    from bench_suite.core.profiles import PROFILES
+    from bench_suite.testing.checks import tiny_bundle, tiny_unet
+    from bench_suite.trainers import ann
+
+    seen = []
+    plain_loss = ann.task_loss
+
+    def spy(task, output, target, loss_name=None, class_weights=None):
+        seen.append(class_weights)
+        return plain_loss(task, output, target, loss_name, class_weights)
+
+    monkeypatch.setattr(ann, "task_loss", spy)
+    bundle = tiny_bundle("segmentation")
+    profile = dataclasses.replace(PROFILES["smoke"], ann_epochs=1, patches_per_image=2, batch_size=8,
+                                  class_weighting="median-frequency")
+    ann.train_ann(tiny_unet(bundle.task), bundle, profile, 0, lambda *row: None, _NoProgress())
+    assert seen and all(w is not None and w.shape == (2,) for w in seen)
+
+
+class _NoProgress:
+    def stage(self, *args):
+        return lambda n: None
