@@ -28,6 +28,8 @@ import torch
 
 logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
+from common import cpu_flags  # noqa: E402
+
 from bench_suite.core.tasks import Tiling  # noqa: E402
 from bench_suite.datasets.demo import DemoVessels, VesselParams  # noqa: E402
 from bench_suite.experiment.environment import cpu_model  # noqa: E402
@@ -37,15 +39,6 @@ from bench_suite.neurons.multi_threshold import MTNeuron  # noqa: E402
 from bench_suite.norms.scaling import ConnectionWiseNorm  # noqa: E402
 from bench_suite.snn.convert import analyse, build_spiking_network  # noqa: E402
 from bench_suite.snn.network import TrainedNetwork  # noqa: E402
-
-
-def cpu_flags() -> str:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
-    except (OSError, IndexError):
-        return "flags unknown"
-    wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in wanted)
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import bench_suite, cpu_flags
 
 GRIDS = {
     "smoke": ["--plugin", "neuron=if", "--plugin", "neuron=mt", "--plugin", "norm=lw", "--plugin", "norm=cw",
@@ -30,15 +31,6 @@ GRIDS = {
               "--plugin", "trainer=conv", "--plugin", "trainer=asf", "--dataset", "demo-vessels", "-T", "10",
               "--profile", "quick"],
 }
-
-
-def bench_suite(*args: str) -> float:
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "bench_suite", *args], capture_output=True, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
-    if result.returncode != 0:
-        raise SystemExit(f"bench-suite {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    return time.perf_counter() - started
 
 
 def report(results: Path) -> str:
@@ -54,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     from bench_suite.experiment.environment import cpu_model
 
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.workers} workers × 1 thread")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {cpu_flags()}; {args.workers} workers × 1 thread")
     ratios = {}
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "data"

@@ -67,3 +67,16 @@ def test_eval_speed_times_whole_images_and_tiles():
     assert set(summary["ratio_to_whole"]) == {"whole images, batches of 1", "48 × 48 tiles, 64 per pass"}
     assert summary["ratio_to_whole"]["whole images, batches of 1"] == 1.0
     assert "156 tiles of 48 × 48 per image" in output and "CPU:" in output
+
+
+def test_ann_recipe_scores_each_recipe_against_the_reference():
+    output = run("ann_recipe.py", "--datasets", "demo-vessels", "--recipes", "reference", "median-frequency",
+                 "--fast")
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert set(summary) == {"demo-vessels/reference", "demo-vessels/median-frequency"}
+    reference, other = summary["demo-vessels/reference"], summary["demo-vessels/median-frequency"]
+    assert reference["metric"] == other["metric"] == "f1"
+    assert reference["gain"] == 0 and reference["time_ratio"] == 1
+    assert 0 <= other["value"] <= 1 and other["seconds"] > 0
+    assert abs(other["gain"] - (other["value"] - reference["value"])) <= 2e-4
+    assert "CPU:" in output
