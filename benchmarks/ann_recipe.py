@@ -6,10 +6,10 @@
 Each recipe is the quick profile with a few ``--set`` overrides of the ANN's settings (learning-rate
 schedule per batch, dihedral augmentation of the patches, class weights of the cross-entropy); everything
 else (width 16, 12 epochs, Adam 2e-3, seed 0) stays. Every run trains one ANN in a fresh results folder,
-in-process on all cores (or ``--threads``), so the times are comparable within one run of this script (say what else was running; ``--threads 1`` lets two
-runs of it, one dataset each, share two cores evenly). It prints the dataset's
-score (F1 for binary segmentation, mIoU for multi-class, PSNR for denoising), the wall time of the run and
-the ratio to the reference recipe's time; the last line is one JSON object.
+in-process on all cores (or ``--threads``), so the times are comparable within one run of this script (say
+what else was running; ``--threads 1`` lets two runs of it, one dataset each, share two cores evenly). It
+prints the dataset's score (F1 for binary segmentation, mIoU for multi-class, PSNR for denoising), the wall
+time of the run and the ratio to the reference recipe's time; the last line is one JSON object.
 """
 
 from __future__ import annotations
