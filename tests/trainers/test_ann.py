@@ -169,21 +169,14 @@ def test_class_weighting_is_part_of_the_ann_cache_key():
     assert "class_weighting" in ANN_PROFILE_FIELDS  # a weighted ANN is another ANN
 
 
-def test_the_ann_trains_on_the_weighted_cross_entropy(monkeypatch):
+def test_the_ann_trains_on_the_weighted_cross_entropy(class_weights_seen):
     import dataclasses
 
     from bench_suite.core.profiles import PROFILES
     from bench_suite.testing.checks import tiny_bundle, tiny_unet
     from bench_suite.trainers import ann
 
-    seen = []
-    plain_loss = ann.task_loss
-
-    def spy(task, output, target, loss_name=None, class_weights=None):
-        seen.append(class_weights)
-        return plain_loss(task, output, target, loss_name, class_weights)
-
-    monkeypatch.setattr(ann, "task_loss", spy)
+    seen = class_weights_seen(ann)
     bundle = tiny_bundle("segmentation")
     profile = dataclasses.replace(PROFILES["smoke"], ann_epochs=1, patches_per_image=2, batch_size=8,
                                   class_weighting="median-frequency")

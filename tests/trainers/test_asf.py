@@ -102,17 +102,10 @@ def test_asf_that_helps_keeps_its_best_epoch():
     assert [row for row in ctx.curves if row[2] == "validation_loss"]  # one curve point per epoch
 
 
-def test_asf_fine_tunes_and_validates_on_the_weighted_cross_entropy(monkeypatch):
+def test_asf_fine_tunes_and_validates_on_the_weighted_cross_entropy(class_weights_seen):
     from bench_suite.trainers import asf
 
-    seen = []
-    plain_loss = asf.task_loss
-
-    def spy(task, output, target, loss=None, class_weights=None):
-        seen.append(class_weights)
-        return plain_loss(task, output, target, loss, class_weights)
-
-    monkeypatch.setattr(asf, "task_loss", spy)
+    seen = class_weights_seen(asf)
     asf.ASFTrainer().run(_asf_ctx(max_train_batches=1, class_weighting="median-frequency"))
     # validation before and after the epoch, and the training batch between them
     assert len(seen) >= 3 and all(w is not None and w.shape == (2,) for w in seen)

@@ -82,16 +82,9 @@ def test_dt_follows_the_profile_recipe_and_its_parameters():
     assert (paper.dt_init, paper.dt_schedule, paper.dt_lr, paper.dt_epochs) == ("random", "constant", 1e-3, 100)
 
 
-def test_dt_trains_on_the_weighted_cross_entropy_where_the_profile_asks(monkeypatch):
+def test_dt_trains_on_the_weighted_cross_entropy_where_the_profile_asks(class_weights_seen):
     from bench_suite.trainers import direct
 
-    seen = []
-    plain_loss = direct.task_loss
-
-    def spy(task, output, target, loss_name=None, class_weights=None):
-        seen.append(class_weights)
-        return plain_loss(task, output, target, loss_name, class_weights)
-
-    monkeypatch.setattr(direct, "task_loss", spy)
+    seen = class_weights_seen(direct)
     direct.DirectTrainer().run(_ctx(IFNeuron, max_train_batches=1, dt_epochs=1, class_weighting="median-frequency"))
     assert seen and all(w is not None and w.shape == (2,) for w in seen)
