@@ -19,12 +19,10 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from common import bench_suite, cpu_flags
+from common import bench_suite, cpu_flags, report_csv
 
 RECIPES: dict[str, list[str]] = {
     "reference": [],  # quick as shipped: a constant rate, patches as sampled
@@ -40,8 +38,7 @@ SCORES = ("f1", "miou", "psnr")
 
 def score(results: Path) -> tuple[str, float]:
     """The ANN's headline metric from the run's tidy CSV (mean over the test samples)."""
-    text = subprocess.run([sys.executable, "-m", "bench_suite", "report", "--format", "csv", "--results",
-                           str(results)], capture_output=True, text=True, check=True).stdout
+    text = report_csv(results)
     rows = list(csv.DictReader(io.StringIO(text)))
     for metric in SCORES:
         values = [float(row["value"]) for row in rows if row.get("metric") == metric and row.get("value")]

@@ -27,3 +27,9 @@ def bench_suite(*args: str) -> float:
     if result.returncode != 0:
         raise SystemExit(f"bench-suite {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return time.perf_counter() - started
+
+
+def report_csv(results: Path) -> str:
+    """The tidy CSV of the latest run in the results folder ``results`` (``bench-suite report --format csv``)."""
+    return subprocess.run([sys.executable, "-m", "bench_suite", "report", "--format", "csv", "--results",
+                           str(results)], capture_output=True, text=True, check=True).stdout

@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from common import bench_suite, cpu_flags
+from common import bench_suite, cpu_flags, report_csv
 
 GRIDS = {
     "smoke": ["--plugin", "neuron=if", "--plugin", "neuron=mt", "--plugin", "norm=lw", "--plugin", "norm=cw",
@@ -31,11 +29,6 @@ GRIDS = {
               "--plugin", "trainer=conv", "--plugin", "trainer=asf", "--dataset", "demo-vessels", "-T", "10",
               "--profile", "quick"],
 }
-
-
-def report(results: Path) -> str:
-    return subprocess.run([sys.executable, "-m", "bench_suite", "report", "--format", "csv", "--results",
-                           str(results)], capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
@@ -61,7 +54,7 @@ def main() -> None:
                                                               "--threads-per-worker", "1"])):
                 results = Path(scratch) / f"{name}-{len(times)}"
                 times[way] = bench_suite("run", *grid, *extra, "--results", str(results), "--data-root", str(data))
-                tables[way] = report(results)
+                tables[way] = report_csv(results)
             same = tables["in-process, 1 thread"] == tables[f"--workers {args.workers}"]
             baseline = times["in-process, all threads"]
             print(f"{name} grid: " + ", ".join(f"{way} {seconds:.1f} s" for way, seconds in times.items())
