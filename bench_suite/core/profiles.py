@@ -1,8 +1,8 @@
 """Profiles: how much work a run does (``smoke``, ``quick``, ``paper``), and ``--set`` overrides.
 
 Each trainer reads its own fields: the ANN ``ann_*``, ASF ``asf_*``, direct training ``dt_*``, the
-three-stage fine-tuning ``three_stage_*``. ``max_patches`` and ``max_train_batches`` take 0 for "no cap";
-every other number must be positive.
+three-stage fine-tuning ``three_stage_*``. ``max_patches``, ``max_train_batches`` and ``dt_max_batches``
+take 0 for "no cap"; every other number must be positive.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class Profile:
     dt_lr: float = 1e-3
     dt_init: DTInit = "random"  # the reference: default initialization
     dt_schedule: Schedule = "constant"  # the reference: Adam at a constant lr; cosine decays it to 0 per batch
+    # cap on BPTT batches per DT epoch (0: none), on top of max_train_batches: a DT batch costs T forward
+    # and backward passes, so quick gives every training set the same budget (demo-vessels' 64 batches)
+    dt_max_batches: int = 0
     three_stage_epochs: int = 1  # three-stage spike-based fine-tuning epochs (Yue 2023: 35)
     three_stage_lr: float = 1e-3  # Yue 2023: Adam 1e-3 with ReduceLROnPlateau
     three_stage_schedule: ThreeStageSchedule = "plateau"  # Yue 2023: ReduceLROnPlateau per epoch
@@ -64,7 +67,7 @@ class Profile:
 
 
 #: settings where 0 means "no cap" rather than nothing
-ZERO_MEANS_NONE = frozenset({"max_patches", "max_train_batches"})
+ZERO_MEANS_NONE = frozenset({"max_patches", "max_train_batches", "dt_max_batches"})
 #: settings renamed since earlier versions, so that an old --set gets a useful answer
 RENAMED = {"finetune_epochs": "asf_epochs", "finetune_lr": "asf_lr"}
 
@@ -77,8 +80,8 @@ PROFILES: dict[str, Profile] = {
                      max_patches=256),
     "quick": Profile("quick", width=16, ann_epochs=12, ann_lr=2e-3, asf_epochs=1, asf_lr=1e-4,
                      patches_per_image=64, batch_size=16, calibration_samples=64, dt_epochs=3,
-                     dt_lr=5e-3, dt_init="normalized", dt_schedule="cosine", three_stage_epochs=2,
-                     three_stage_lr=3e-3, three_stage_schedule="cosine", max_patches=4096),
+                     dt_lr=5e-3, dt_init="normalized", dt_schedule="cosine", dt_max_batches=64,
+                     three_stage_epochs=2, three_stage_lr=3e-3, three_stage_schedule="cosine", max_patches=4096),
     "paper": Profile("paper", width=64, ann_epochs=200, ann_lr=1e-3, asf_epochs=100, asf_lr=1e-6,
                      patches_per_image=600, batch_size=8, calibration_samples=64, ann_optimizer="rmsprop",
                      dt_epochs=100, three_stage_epochs=35, three_stage_lr=1e-3),

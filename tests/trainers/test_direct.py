@@ -88,3 +88,20 @@ def test_dt_trains_on_the_weighted_cross_entropy_where_the_profile_asks(class_we
     seen = class_weights_seen(direct)
     direct.DirectTrainer().run(_ctx(IFNeuron, max_train_batches=1, dt_epochs=1, class_weighting="median-frequency"))
     assert seen and all(w is not None and w.shape == (2,) for w in seen)
+
+
+def test_dt_max_batches_caps_each_epoch_and_the_smaller_cap_wins(monkeypatch):
+    from bench_suite.core.profiles import PROFILES
+    from bench_suite.trainers import direct
+
+    calls = []
+    real_step = direct.bptt_step
+    monkeypatch.setattr(direct, "bptt_step", lambda *a, **k: calls.append(1) or real_step(*a, **k))
+    for caps, expected in (({"dt_max_batches": 2}, 2), ({"dt_max_batches": 2, "max_train_batches": 1}, 1),
+                           ({"dt_max_batches": 1, "max_train_batches": 3}, 1)):
+        calls.clear()
+        ctx = _ctx(IFNeuron, dt_epochs=2, max_patches=0, **caps)
+        direct.DirectTrainer().run(ctx)
+        assert len(calls) == ctx.info["dt"]["batches"] == 2 * expected, caps
+    # quick gives every training set demo-vessels' 64 batches per epoch; the paper profile has no cap
+    assert (PROFILES["quick"].dt_max_batches, PROFILES["paper"].dt_max_batches) == (64, 0)
