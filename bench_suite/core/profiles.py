@@ -8,6 +8,7 @@ take 0 for "no cap"; every other number must be positive.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Literal
 
@@ -58,6 +59,7 @@ class Profile:
     # cap on BPTT batches per DT epoch (0: none), on top of max_train_batches: a DT batch costs T forward
     # and backward passes, so quick gives every training set the same budget (demo-vessels' 64 batches)
     dt_max_batches: int = 0
+    dt_grad_clip: float = 0.0  # the gradients' global L2 norm clipped to this before each DT step; 0: none
     three_stage_epochs: int = 1  # three-stage spike-based fine-tuning epochs (Yue 2023: 35)
     three_stage_lr: float = 1e-3  # Yue 2023: Adam 1e-3 with ReduceLROnPlateau
     three_stage_schedule: ThreeStageSchedule = "plateau"  # Yue 2023: ReduceLROnPlateau per epoch
@@ -66,8 +68,8 @@ class Profile:
     max_train_batches: int = 0  # cap on batches per epoch of spiking training (asf, dt, three-stage); 0: none
 
 
-#: settings where 0 means "no cap" rather than nothing
-ZERO_MEANS_NONE = frozenset({"max_patches", "max_train_batches", "dt_max_batches"})
+#: settings where 0 means "no cap" (no clipping) rather than nothing
+ZERO_MEANS_NONE = frozenset({"max_patches", "max_train_batches", "dt_max_batches", "dt_grad_clip"})
 #: settings renamed since earlier versions, so that an old --set gets a useful answer
 RENAMED = {"finetune_epochs": "asf_epochs", "finetune_lr": "asf_lr"}
 
@@ -116,6 +118,8 @@ def _parse_setting(key: str, raw: Any) -> Any:
         value = kind(raw)
     except (TypeError, ValueError):
         raise BenchSuiteError(f"--set {key}={raw}: '{raw}' is not a valid {kind.__name__}") from None
+    if not math.isfinite(value):
+        raise BenchSuiteError(f"--set {key}={raw}: give a finite number")
     if key in ZERO_MEANS_NONE:
         if value < 0:
             raise BenchSuiteError(f"--set {key}={raw}: give a positive cap, or 0 for none")

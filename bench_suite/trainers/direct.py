@@ -46,14 +46,14 @@ from bench_suite.snn.training import (
 
 def bptt_step(network, x: torch.Tensor, target: torch.Tensor, time_steps: int, task: Task,
               optimizer: torch.optim.Optimizer, loss_name: str | None = None, amp: MixedPrecision = FP32,
-              class_weights: torch.Tensor | None = None) -> float:
+              class_weights: torch.Tensor | None = None, clip_norm: float = 0.0) -> float:
     """One STBP update: simulate T steps with autograd on, back-propagate through all of them."""
     optimizer.zero_grad(set_to_none=True)
     with amp.autocast():
         loss = task_loss(task, network.simulate(x, time_steps), target, loss_name, class_weights)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"direct training diverged (loss {loss.item()})")
-    amp.step(loss, optimizer)
+    amp.step(loss, optimizer, clip_norm)
     return loss.item()
 
 
@@ -96,11 +96,12 @@ class DirectTrainer:
         scheduler = learning_rate_schedule(optimizer, schedule, epochs * per_epoch)
         amp = MixedPrecision.for_cell(ctx)
         ctx.info["dt"] = {"init": init, "schedule": schedule, "lr": optimizer.param_groups[0]["lr"],
-                          "epochs": epochs, "batches": epochs * per_epoch}
+                          "epochs": epochs, "batches": epochs * per_epoch,
+                          "grad_clip": ctx.profile.dt_grad_clip}
 
         def step(x: torch.Tensor, y: torch.Tensor) -> float:
             loss = bptt_step(network, x, y, ctx.time_steps, ctx.bundle.task, optimizer, amp=amp,
-                             class_weights=patches.class_weights)
+                             class_weights=patches.class_weights, clip_norm=ctx.profile.dt_grad_clip)
             if scheduler is not None:
                 scheduler.step()
             return loss

@@ -24,7 +24,7 @@ def test_bad_max_train_batches_is_one_sentence():
         resolve_profile("quick", {"max_train_batches": "-1"})
 
 
-@pytest.mark.parametrize("key", ["max_patches", "max_train_batches"])
+@pytest.mark.parametrize("key", ["max_patches", "max_train_batches", "dt_max_batches", "dt_grad_clip"])
 def test_zero_cap_means_no_cap_as_documented(key):
     assert PROFILES["quick"].max_patches == 4096
     assert getattr(resolve_profile("quick", {key: "0"}), key) == 0
@@ -34,6 +34,12 @@ def test_zero_cap_means_no_cap_as_documented(key):
 def test_other_settings_refuse_zero(key):
     with pytest.raises(BenchSuiteError, match=f"--set {key}=0: the value must be positive"):
         resolve_profile("quick", {key: "0"})
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_non_finite_settings_are_refused(raw):
+    with pytest.raises(BenchSuiteError, match=f"--set dt_grad_clip={raw}: give a finite number"):
+        resolve_profile("quick", {"dt_grad_clip": raw})
 
 
 def test_renamed_setting_names_its_new_name():

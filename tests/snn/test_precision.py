@@ -57,3 +57,19 @@ def test_simulation_keeps_the_anns_layout(layout):
     snn = build_spiking_network(structure, ConnectionWiseNorm().normalize(structure, x).graph,
                                 lambda th, ch: IFNeuron(threshold=th, channels=ch))
     assert snn.memory_format(x) == layout
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_gradient_clip_acts_on_the_true_gradients_under_loss_scaling(precision):
+    """fp16 scales the loss by 2^16: a clip before unscaling would cut the true gradient 2^16 times too far."""
+    from bench_suite.snn.training import MixedPrecision
+
+    weight = torch.nn.Parameter(torch.zeros(4))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    amp = MixedPrecision("cpu", precision)
+    loss = (weight * torch.tensor([3.0, 0.0, 4.0, 0.0])).sum()  # gradient (3, 0, 4, 0), norm 5
+    amp.step(loss, optimizer, clip_norm=1.0)
+    assert torch.allclose(weight.detach(), torch.tensor([-0.6, 0.0, -0.8, 0.0]), atol=1e-4)
+    unclipped = torch.nn.Parameter(torch.zeros(4))
+    amp.step((unclipped * torch.tensor([3.0, 0.0, 4.0, 0.0])).sum(), torch.optim.SGD([unclipped], lr=1.0))
+    assert torch.allclose(unclipped.detach(), torch.tensor([-3.0, 0.0, -4.0, 0.0]), atol=1e-3)

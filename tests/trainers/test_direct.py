@@ -70,7 +70,8 @@ def test_dt_follows_the_profile_recipe_and_its_parameters():
 
     ctx = _ctx(MTNeuron, max_train_batches=3, dt_epochs=2)
     trained = DirectTrainer().run(ctx)
-    assert ctx.info["dt"] == {"init": "normalized", "schedule": "cosine", "lr": 2e-3, "epochs": 2, "batches": 6}
+    assert ctx.info["dt"] == {"init": "normalized", "schedule": "cosine", "lr": 2e-3, "epochs": 2, "batches": 6,
+                              "grad_clip": 0.0}
     assert [c[:3] for c in ctx.curves] == [("dt", 1, "loss"), ("dt", 2, "loss")]
     assert trained.time_steps == 6
     reference = _ctx(MTNeuron, max_train_batches=2, dt_epochs=1)
@@ -105,3 +106,23 @@ def test_dt_max_batches_caps_each_epoch_and_the_smaller_cap_wins(monkeypatch):
         assert len(calls) == ctx.info["dt"]["batches"] == 2 * expected, caps
     # quick gives every training set demo-vessels' 64 batches per epoch; the paper profile has no cap
     assert (PROFILES["quick"].dt_max_batches, PROFILES["paper"].dt_max_batches) == (64, 0)
+
+
+def test_dt_grad_clip_bounds_the_gradient_norm_of_each_step(monkeypatch):
+    from bench_suite.trainers import direct
+
+    norms = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda params, limit: norms.append(limit) or real_clip(params, limit))
+    ctx = _ctx(MTNeuron, dt_epochs=1, max_train_batches=2, dt_grad_clip=1e-3)
+    network = direct.DirectTrainer().run(ctx).network
+    assert norms == [1e-3, 1e-3] and ctx.info["dt"]["grad_clip"] == 1e-3
+    # after the clip, the step Adam takes is the same whatever the clip (Adam normalizes), so the bound is
+    # checked on the gradients themselves
+    grads = [p.grad for p in network.parameters() if p.grad is not None]
+    assert grads and torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) <= 1e-3 * 1.0001
+    unclipped = _ctx(MTNeuron, dt_epochs=1, max_train_batches=2)
+    norms.clear()
+    direct.DirectTrainer().run(unclipped)
+    assert norms == [] and unclipped.info["dt"]["grad_clip"] == 0.0
