@@ -211,7 +211,9 @@ class DatasetPlugin(Protocol):
     Optional: ``spatial_dims`` (class attribute, 3 makes the CLI pick the 3-D U-Net), ``FOLDERS``,
     ``candidates(data_root) -> list[Path]`` and ``HOW_TO_GET`` (where it is looked for and how to get it:
     ``bench-suite data info``), ``check(data_root) -> CheckReport`` (``bench-suite data check``; without
-    it the dataset is checked by loading it).
+    it the dataset is checked by loading it), ``profile_settings`` (class attribute ``{profile: {setting:
+    value}}``: what the dataset changes in a profile, given as ``--set`` values, which still win; e.g. a
+    multi-class dataset's quick ANN schedule).
     """
 
     Params: ClassVar[type | None]

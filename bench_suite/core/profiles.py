@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from bench_suite.core.errors import BenchSuiteError, did_you_mean, unknown_name_message
@@ -102,6 +103,25 @@ VOLUME_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+def check_dataset_settings(settings: Mapping[str, Mapping[str, Any]], who: str = "the dataset") -> dict:
+    """A dataset's ``profile_settings`` ({profile: {setting: value}}) checked as ``--set`` values are:
+    known profiles, known settings, valid values; returns it with each value parsed."""
+    checked: dict[str, dict[str, Any]] = {}
+    for profile, values in settings.items():
+        if profile not in PROFILES:
+            raise BenchSuiteError(f"profile_settings of {who}: " + unknown_name_message("profile", profile, PROFILES))
+        checked[profile] = {}
+        for key, raw in values.items():
+            if key not in setting_names():
+                raise BenchSuiteError(f"profile_settings of {who}, {profile}: no setting '{key}'"
+                                      f"{did_you_mean(key, setting_names())}")
+            try:
+                checked[profile][key] = _parse_setting(key, raw)
+            except BenchSuiteError as error:
+                raise BenchSuiteError(f"profile_settings of {who}, {profile}: {error}") from None
+    return checked
+
+
 def setting_names() -> list[str]:
     return [f.name for f in dataclasses.fields(Profile) if f.name != "name"]
 
@@ -128,13 +148,17 @@ def _parse_setting(key: str, raw: Any) -> Any:
     return value
 
 
-def resolve_profile(name: str, overrides: dict[str, str] | None = None, spatial_dims: int = 2) -> Profile:
-    """The named profile, adjusted for volumes when ``spatial_dims`` is 3, then the ``--set`` overrides."""
+def resolve_profile(name: str, overrides: dict[str, str] | None = None, spatial_dims: int = 2,
+                    dataset_settings: Mapping[str, Mapping[str, Any]] | None = None) -> Profile:
+    """The named profile, adjusted for volumes when ``spatial_dims`` is 3, then by the dataset's own
+    ``profile_settings`` for this profile, then the ``--set`` overrides (each later one wins)."""
     if name not in PROFILES:
         raise BenchSuiteError(unknown_name_message("profile", name, PROFILES))
     profile = PROFILES[name]
     if spatial_dims == 3 and VOLUME_SETTINGS.get(name):
         profile = dataclasses.replace(profile, **VOLUME_SETTINGS[name])
+    if dataset_settings and dataset_settings.get(name):
+        profile = dataclasses.replace(profile, **check_dataset_settings(dataset_settings)[name])
     if not overrides:
         return profile
     fields = setting_names()

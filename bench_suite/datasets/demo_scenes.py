@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from bench_suite.core.errors import BenchSuiteError, unknown_name_message
 from bench_suite.core.tasks import DatasetBundle, stable_seed
-from bench_suite.datasets.camseq import COLORS_FILE, LABEL_SUFFIX, CamSeq01, CamSeqParams
+from bench_suite.datasets.camseq import COLORS_FILE, LABEL_SUFFIX, MULTI_CLASS_QUICK, CamSeq01, CamSeqParams
 
 #: CamVid's 32 classes with their label colours, in the order of CamSeq01's label_colors.txt
 CLASSES: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -214,6 +214,7 @@ class DemoScenes:
     """
 
     Params = SceneParams
+    profile_settings = MULTI_CLASS_QUICK
 
     def __init__(self, params: SceneParams | None = None) -> None:
         self.params = params or SceneParams()

@@ -170,11 +170,18 @@ def ann_key(cell: Cell, bundle: DatasetBundle, profile: Profile, loss: str | Non
 def ann_plan_key(cell: Cell, profile_name: str, overrides: dict[str, str], loss: str | None) -> str:
     """The ANN's identity without loading the data (for the task graph: one ANN task per plan key)."""
     dataset_cls = get_registry().get("dataset", cell.dataset.name).obj
-    profile = resolve_profile(profile_name, overrides, getattr(dataset_cls, "spatial_dims", 2))
+    profile = cell_profile(cell, profile_name, overrides, getattr(dataset_cls, "spatial_dims", 2))
     identity = {"loss": loss, "dataset": cell.dataset.label, "dataset_params": cell.dataset.params_dict(),
                 "model": cell.model.label, "model_params": cell.model.params_dict(), "seed": cell.seed,
                 "profile": {name: getattr(profile, name) for name in ANN_PROFILE_FIELDS}}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cell_profile(cell: Cell, profile_name: str, overrides: dict[str, str], spatial_dims: int) -> Profile:
+    """The profile a cell trains with: the named one, sized for its dimensionality, with its dataset's
+    ``profile_settings`` for that profile (e.g. camseq01's quick ANN schedule), then the user's ``--set``."""
+    dataset_cls = get_registry().get("dataset", cell.dataset.name).obj
+    return resolve_profile(profile_name, overrides, spatial_dims, getattr(dataset_cls, "profile_settings", None))
 
 
 def build_ann(cell: Cell, bundle: DatasetBundle, model_plugin, profile: Profile, loss: str | None, device):
@@ -266,7 +273,7 @@ def run_ann(job: CellJob, loss: str | None = None) -> AnnWeights:
     """The ANN task of a task graph: train (or load) one ANN and hand its weights to the cells needing it."""
     device = apply(job.environment)
     bundle = load_bundle(job.cell, job.profile_name, job.data_root)
-    profile = resolve_profile(job.profile_name, job.overrides, bundle.task.spatial_dims)
+    profile = cell_profile(job.cell, job.profile_name, job.overrides, bundle.task.spatial_dims)
     model_plugin = get_registry().get("model", job.cell.model.name).obj(job.cell.model.params)
     check_input_sides(bundle, model_plugin, job.cell.model.label)
     _, weights = train_or_load_ann(job.cell, bundle, model_plugin, profile, loss, device, job.results_dir,
@@ -292,7 +299,7 @@ def run_cell(job: CellJob, progress=None) -> CellResult:
         meter = StageMeter(device)
         torch.manual_seed(cell.seed)
         bundle = load_bundle(cell, job.profile_name, job.data_root)
-        profile = resolve_profile(job.profile_name, job.overrides, bundle.task.spatial_dims)
+        profile = cell_profile(cell, job.profile_name, job.overrides, bundle.task.spatial_dims)
         batch_hint = f"batch size {profile.batch_size}, evaluation batch {profile.eval_batch_size}"
         registry = get_registry()
         model_plugin = registry.get("model", cell.model.name).obj(cell.model.params)

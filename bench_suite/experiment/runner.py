@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench_suite.core.contracts import NullProgress
 from bench_suite.core.paths import default_data_root
-from bench_suite.core.profiles import resolve_profile
+from bench_suite.core.profiles import check_dataset_settings, resolve_profile
 from bench_suite.core.registry import Registry, get_registry
 from bench_suite.experiment.cells import CellJob, CellResult, write_checkpoint
 from bench_suite.experiment.environment import Environment, versions
@@ -56,7 +56,13 @@ class Runner:
     # -- public -----------------------------------------------------------------------------------
     def plan(self, spec: RunSpec) -> list[Cell]:
         resolve_profile(spec.profile, spec.overrides)
-        return expand(spec, self.registry)
+        cells = expand(spec, self.registry)
+        # a plugin's bad profile_settings stops the run here, not in every one of its cells
+        for name in sorted({cell.dataset.name for cell in cells}):
+            settings = getattr(self.registry.get("dataset", name).obj, "profile_settings", None)
+            if settings:
+                check_dataset_settings(settings, f"dataset '{name}'")
+        return cells
 
     def start(self, spec: RunSpec, store: ResultStore) -> tuple[str, list[Cell]]:
         """Validate the spec, create the run record; the run id exists before any cell is computed."""

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from torch import nn
 from bench_suite.core.contracts import TRAINER_USES, TrainerContext
 from bench_suite.core.errors import BenchSuiteError
 from bench_suite.core.neuron import SpikingNeuron
-from bench_suite.core.profiles import PROFILES
+from bench_suite.core.profiles import PROFILES, check_dataset_settings
 from bench_suite.core.tasks import DatasetBundle, Sample, Task, Tiling
 
 
@@ -522,7 +522,19 @@ def dataset_checks(
             _expect(tiling.size % multiple == 0,
                     f"the test tile side {tiling.size} is not a multiple of {multiple}")
 
+    def profile_settings_are_valid() -> None:
+        settings = getattr(dataset_cls, "profile_settings", None)
+        if settings is None:
+            return
+        _expect(isinstance(settings, Mapping) and all(isinstance(v, Mapping) for v in settings.values()),
+                f"profile_settings must map a profile name to {{setting: value}}, got {settings!r}")
+        try:
+            check_dataset_settings(settings, dataset_cls.__name__)
+        except BenchSuiteError as error:
+            raise AssertionError(str(error)) from None
+
     yield "load returns a DatasetBundle with train and test samples", loads
+    yield "profile_settings name known profiles, settings and valid values", profile_settings_are_valid
     yield "sample ids are unique", ids_are_unique
     yield "images have the declared channels, sides and range", images_as_declared
     yield "targets have the declared shape and classes", targets_as_declared

@@ -1,5 +1,7 @@
 """Profiles: volumes get their own CPU-sized settings, --set still wins, and the spiking-training cap holds."""
 
+import re
+
 import pytest
 
 from bench_suite.core.contracts import TrainerContext
@@ -109,3 +111,26 @@ def test_ann_checkpoint_key_follows_only_the_settings_that_shape_the_ann(tmp_pat
     assert ann_key(cell, bundle, dataclasses.replace(quick, ann_optimizer="rmsprop")) != key
     assert ann_key(cell, bundle, quick, loss="dice") != key
     assert ann_key(cell, bundle, quick, loss="ce") != key
+
+
+def test_dataset_profile_settings_apply_to_their_profile_only_and_set_still_wins():
+    settings = {"quick": {"ann_schedule": "onecycle", "ann_epochs": 20}}
+    adjusted = resolve_profile("quick", None, 2, settings)
+    assert (adjusted.ann_schedule, adjusted.ann_epochs) == ("onecycle", 20)
+    assert resolve_profile("smoke", None, 2, settings) == PROFILES["smoke"]
+    assert resolve_profile("quick", {"ann_schedule": "constant"}, 2, settings).ann_schedule == "constant"
+    volume = resolve_profile("quick", None, 3, settings)  # the volume sizes, then the dataset's settings
+    assert volume.width == VOLUME_SETTINGS["quick"]["width"] and volume.ann_schedule == "onecycle"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"fast": {"ann_epochs": 1}}, ": unknown profile 'fast'"),
+    ({"quick": {"ann_epoch": 1}}, ", quick: no setting 'ann_epoch' — did you mean 'ann_epochs'?"),
+    ({"quick": {"ann_schedule": "linear"}}, ", quick: --set ann_schedule=linear: choose one of"),
+    ({"quick": {"ann_lr": 0}}, ", quick: --set ann_lr=0: the value must be positive"),
+])
+def test_bad_dataset_profile_settings_are_one_sentence_naming_the_dataset(settings, message):
+    from bench_suite.core.profiles import check_dataset_settings
+
+    with pytest.raises(BenchSuiteError, match=re.escape("profile_settings of dataset 'x'" + message)):
+        check_dataset_settings(settings, "dataset 'x'")

@@ -98,7 +98,7 @@ def test_every_registered_dataset_passes_the_dataset_checks(name, tmp_path):
     label = _write_layout(name, tmp_path) if needs_files else None
     plugin, params = _dataset(label or name)
     results = check_dataset(plugin, params, data_root=tmp_path)
-    assert all(r.passed for r in results) and len(results) == 5
+    assert all(r.passed for r in results) and len(results) == 6
 
 
 @pytest.mark.parametrize("name", ["em", "hippocampus", "set12"])
@@ -178,3 +178,15 @@ def test_a_dataset_whose_test_tile_the_model_cannot_take_fails_the_kit(tmp_path)
 
     with pytest.raises(ConformanceError, match="test tile side 40 is not a multiple of 16"):
         check_dataset(OddTiles, data_root=tmp_path)
+
+
+def test_a_dataset_with_bad_profile_settings_fails_the_kit(tmp_path):
+    from bench_suite.datasets.demo import DemoVessels
+
+    class Misspelt(DemoVessels):
+        """demo-vessels asking quick for a setting that does not exist."""
+
+        profile_settings = {"quick": {"ann_schedul": "cosine"}}
+
+    with pytest.raises(ConformanceError, match="no setting 'ann_schedul' — did you mean 'ann_schedule'"):
+        check_dataset(Misspelt, data_root=tmp_path)
