@@ -4,8 +4,10 @@
                                     [--data-root ../shared/data] [--threads N] [--fast]
 
 Each recipe is the quick profile with a few ``--set`` overrides of the ANN's settings (learning-rate
-schedule per batch, dihedral augmentation of the patches, class weights of the cross-entropy); everything
-else (width 16, 12 epochs, Adam 2e-3, seed 0) stays. Every run trains one ANN in a fresh results folder,
+schedule per batch, dihedral augmentation of the patches, class weights of the cross-entropy, the patch
+count at the same number of batches, the rate); everything else (width 16, 12 epochs, Adam 2e-3, seed 0,
+and a dataset's own ``profile_settings``, e.g. demo-scenes' one-cycle schedule, wherever a recipe does
+not set the same key) stays. Every run trains one ANN in a fresh results folder,
 in-process on all cores (or ``--threads``), so the times are comparable within one run of this script (say
 what else was running; ``--threads 1`` lets two runs of it, one dataset each, share two cores evenly). It
 prints the dataset's score (F1 for binary segmentation, mIoU for multi-class, PSNR for denoising), the wall
@@ -32,6 +34,9 @@ RECIPES: dict[str, list[str]] = {
     "cosine+dihedral": ["ann_schedule=cosine", "ann_augment=dihedral"],
     "onecycle+dihedral": ["ann_schedule=onecycle", "ann_augment=dihedral"],
     "median-frequency": ["class_weighting=median-frequency"],
+    # the same number of batches: twice the patch positions, each seen half as often
+    "patches-x2": ["patches_per_image=128", "ann_epochs=6"],
+    "lr-x2": ["ann_lr=4e-3"],
 }
 SCORES = ("f1", "miou", "psnr")
 

@@ -1,8 +1,9 @@
 """Profiles: how much work a run does (``smoke``, ``quick``, ``paper``), and ``--set`` overrides.
 
 Each trainer reads its own fields: the ANN ``ann_*``, ASF ``asf_*``, direct training ``dt_*``, the
-three-stage fine-tuning ``three_stage_*``. ``max_patches``, ``max_train_batches`` and ``dt_max_batches``
-take 0 for "no cap"; every other number must be positive.
+three-stage fine-tuning ``three_stage_*``. ``max_patches``, ``max_train_batches``, ``dt_max_batches`` and
+``dt_grad_clip`` take 0 for "none"; every other number must be positive. A dataset may change a profile
+for itself (its ``profile_settings``), between the volume sizes and the user's ``--set``.
 """
 
 from __future__ import annotations

@@ -306,6 +306,10 @@ def run_cell(job: CellJob, progress=None) -> CellResult:
         check_input_sides(bundle, model_plugin, cell.model.label)
         anns: dict[str, torch.nn.Module] = {}
         info: dict[str, Any] = {}
+        own = (getattr(registry.get("dataset", cell.dataset.name).obj, "profile_settings", None) or {}).get(
+            job.profile_name)
+        if own:  # provenance: the profile a reader expects is not the one this dataset trained with
+            info["dataset_profile_settings"] = {key: getattr(profile, key) for key in own}
 
         def get_ann(loss: str | None = None) -> torch.nn.Module:
             nonlocal stage

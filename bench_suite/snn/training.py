@@ -148,20 +148,17 @@ class MixedPrecision:
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip_norm: float = 0.0) -> None:
         """Backward and step; ``clip_norm`` > 0 first rescales the gradients of all the optimizer's
         parameters together to at most that L2 norm (on the unscaled gradients under fp16)."""
-        if self.scaler is None:
-            loss.backward()
-        else:
-            self.scaler.scale(loss).backward()
-            if clip_norm:
-                self.scaler.unscale_(optimizer)
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         if clip_norm:
+            if self.scaler is not None:
+                self.scaler.unscale_(optimizer)
             params = [p for group in optimizer.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, clip_norm)
         if self.scaler is None:
             optimizer.step()
-            return
-        self.scaler.step(optimizer)
-        self.scaler.update()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()
 
 
 FP32 = MixedPrecision()

@@ -1,5 +1,6 @@
 """A dataset's profile_settings reach its cells (before --set), and a bad one stops the run up front."""
 
+import json
 import sqlite3
 
 from typer.testing import CliRunner
@@ -42,6 +43,9 @@ def test_dataset_settings_reach_the_cell_and_set_wins(tmp_path):
         code, output = invoke(tmp_path / "a", "two-epoch-test")
         assert code == 0, output
         assert ann_epochs_logged(tmp_path / "a") == 2 != PROFILES["smoke"].ann_epochs
+        with sqlite3.connect(tmp_path / "a" / "r" / "bench-suite.sqlite") as db:
+            info = json.loads(db.execute("SELECT info FROM cells").fetchone()[0])
+        assert info["dataset_profile_settings"] == {"ann_epochs": 2}  # recorded with the cell
         code, output = invoke(tmp_path / "b", "two-epoch-test", "--set", "ann_epochs=1")
         assert code == 0, output
         assert ann_epochs_logged(tmp_path / "b") == 1
