@@ -33,5 +33,7 @@ def test_a_cell_keeps_freed_blocks_instead_of_faulting_them_in_again():
 
     assert tune_allocator() is True
     plain, tuned = _page_faults("plain"), _page_faults("tuned")
-    # ten fresh 64 MiB blocks are 10 × 16384 faults by default; kept blocks fault at most once
-    assert plain > 100_000 and tuned < 0.3 * plain, (plain, tuned)
+    # ten fresh 64 MiB blocks are 10 × 16384 faults by default; kept blocks fault once (16384). Under memory
+    # pressure the kernel may reclaim a kept block and fault it in again (65536 seen beside two training
+    # jobs); an allocator that returns blocks faults ten times, so half still tells the two apart
+    assert plain > 100_000 and tuned < 0.5 * plain, (plain, tuned)
