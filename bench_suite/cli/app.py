@@ -378,7 +378,7 @@ def _run(plugin, dataset, time_steps, seeds, profile, set_, data_root, suite, gr
          environment_options, executor, results, debug, tracker=None) -> None:
     from bench_suite.cli.terminal import RichProgress
     from bench_suite.experiment.environment import Environment
-    from bench_suite.experiment.runner import Runner, versions
+    from bench_suite.experiment.runner import Runner, check_datasets_profile_settings, versions
     from bench_suite.experiment.spec import RunSpec
     from bench_suite.results.frames import failed_cells, summary_table, tidy_frame
     from bench_suite.results.render import render_markdown
@@ -420,6 +420,7 @@ def _run(plugin, dataset, time_steps, seeds, profile, set_, data_root, suite, gr
         suite_obj = load_suite(suite).only_grids(grid).with_overrides(parse_sets(set_))
         seed_list = parse_seeds(seeds) if seeds else None
         cells, spec = suite_obj.plan(profile or "quick", runner.registry, data_root, seed_list)
+        check_datasets_profile_settings(cells, runner.registry)
         stored = {**suite_obj.spec_dict(profile or "quick", data_root, seed_list), "environment": environment_options}
     else:
         if grid:

@@ -39,6 +39,14 @@ class CellOutcome:
     traceback: str = ""  # of a failed cell, for --debug (also stored with the cell)
 
 
+def check_datasets_profile_settings(cells: list[Cell], registry: Registry) -> None:
+    """A plugin's bad ``profile_settings`` stops a run before it starts, not in every one of its cells."""
+    for name in sorted({cell.dataset.name for cell in cells}):
+        settings = getattr(registry.get("dataset", name).obj, "profile_settings", None)
+        if settings:
+            check_dataset_settings(settings, f"dataset '{name}'")
+
+
 class Runner:
     def __init__(
         self, results_dir: Path, data_root: Path | None = None, registry: Registry | None = None,
@@ -57,11 +65,7 @@ class Runner:
     def plan(self, spec: RunSpec) -> list[Cell]:
         resolve_profile(spec.profile, spec.overrides)
         cells = expand(spec, self.registry)
-        # a plugin's bad profile_settings stops the run here, not in every one of its cells
-        for name in sorted({cell.dataset.name for cell in cells}):
-            settings = getattr(self.registry.get("dataset", name).obj, "profile_settings", None)
-            if settings:
-                check_dataset_settings(settings, f"dataset '{name}'")
+        check_datasets_profile_settings(cells, self.registry)
         return cells
 
     def start(self, spec: RunSpec, store: ResultStore) -> tuple[str, list[Cell]]:

@@ -66,6 +66,22 @@ def test_bad_dataset_settings_stop_the_run_before_any_cell(tmp_path):
     assert "Traceback" not in output and not (tmp_path / "r" / "bench-suite.sqlite").exists()
 
 
+def test_bad_dataset_settings_stop_a_suite_run_before_any_cell(tmp_path):
+    suite = tmp_path / "bad.toml"
+    suite.write_text('description = "x"\n[[grid]]\nplugins = ["trainer=ann"]\ndatasets = ["bad-settings-test"]\n'
+                     'time_steps = [2]\n[table]\nrows = ["trainer"]\nmetrics = ["f1"]\n')
+    registry = get_registry()
+    registry.register("dataset", "bad-settings-test", BadVessels, "test-package")
+    try:
+        result = CliRunner().invoke(app, ["run", "--suite", str(suite), "--profile", "smoke",
+                                          "--results", str(tmp_path / "r"), "--data-root", str(tmp_path / "d")])
+    finally:
+        registry._plugins["dataset"].pop("bad-settings-test")
+    assert result.exit_code == 2, result.output
+    assert "profile_settings of dataset 'bad-settings-test', smoke" in " ".join(result.output.split())
+    assert not (tmp_path / "r" / "bench-suite.sqlite").exists()
+
+
 def test_multi_class_scene_datasets_use_one_cycle_and_a_higher_asf_rate_at_quick():
     from bench_suite.experiment.cells import cell_profile
 
