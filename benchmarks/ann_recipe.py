@@ -27,7 +27,7 @@ from pathlib import Path
 from common import bench_suite, cpu_flags, report_csv
 
 RECIPES: dict[str, list[str]] = {
-    "reference": [],  # quick as shipped: a constant rate, patches as sampled
+    "reference": [],  # quick as shipped (with the dataset's own profile_settings, if any)
     "cosine": ["ann_schedule=cosine"],
     "onecycle": ["ann_schedule=onecycle"],
     "dihedral": ["ann_augment=dihedral"],

@@ -177,11 +177,15 @@ def ann_plan_key(cell: Cell, profile_name: str, overrides: dict[str, str], loss:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def dataset_profile_settings(name: str, registry=None) -> dict:
+    """The ``profile_settings`` the dataset plugin ``name`` declares ({} where it declares none)."""
+    return getattr((registry or get_registry()).get("dataset", name).obj, "profile_settings", None) or {}
+
+
 def cell_profile(cell: Cell, profile_name: str, overrides: dict[str, str], spatial_dims: int) -> Profile:
     """The profile a cell trains with: the named one, sized for its dimensionality, with its dataset's
     ``profile_settings`` for that profile (e.g. camseq01's quick ANN schedule), then the user's ``--set``."""
-    dataset_cls = get_registry().get("dataset", cell.dataset.name).obj
-    return resolve_profile(profile_name, overrides, spatial_dims, getattr(dataset_cls, "profile_settings", None))
+    return resolve_profile(profile_name, overrides, spatial_dims, dataset_profile_settings(cell.dataset.name))
 
 
 def build_ann(cell: Cell, bundle: DatasetBundle, model_plugin, profile: Profile, loss: str | None, device):
@@ -306,8 +310,7 @@ def run_cell(job: CellJob, progress=None) -> CellResult:
         check_input_sides(bundle, model_plugin, cell.model.label)
         anns: dict[str, torch.nn.Module] = {}
         info: dict[str, Any] = {}
-        own = (getattr(registry.get("dataset", cell.dataset.name).obj, "profile_settings", None) or {}).get(
-            job.profile_name)
+        own = dataset_profile_settings(cell.dataset.name, registry).get(job.profile_name)
         if own:  # provenance: the profile a reader expects is not the one this dataset trained with
             info["dataset_profile_settings"] = {key: getattr(profile, key) for key in own}
 

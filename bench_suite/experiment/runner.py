@@ -19,7 +19,7 @@ from bench_suite.core.contracts import NullProgress
 from bench_suite.core.paths import default_data_root
 from bench_suite.core.profiles import check_dataset_settings, resolve_profile
 from bench_suite.core.registry import Registry, get_registry
-from bench_suite.experiment.cells import CellJob, CellResult, write_checkpoint
+from bench_suite.experiment.cells import CellJob, CellResult, dataset_profile_settings, write_checkpoint
 from bench_suite.experiment.environment import Environment, versions
 from bench_suite.experiment.executors import AnnDone, InProcessExecutor
 from bench_suite.experiment.spec import Cell, RunSpec, expand
@@ -42,7 +42,7 @@ class CellOutcome:
 def check_datasets_profile_settings(cells: list[Cell], registry: Registry) -> None:
     """A plugin's bad ``profile_settings`` stops a run before it starts, not in every one of its cells."""
     for name in sorted({cell.dataset.name for cell in cells}):
-        settings = getattr(registry.get("dataset", name).obj, "profile_settings", None)
+        settings = dataset_profile_settings(name, registry)
         if settings:
             check_dataset_settings(settings, f"dataset '{name}'")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 
 import numpy as np
 import torch
@@ -164,6 +164,11 @@ class MixedPrecision:
 FP32 = MixedPrecision()
 
 
+def batches_per_epoch(patches: Sized, max_batches: int = 0) -> int:
+    """The batches an epoch of ``train_epochs`` trains on under the cap ``max_batches`` (0: all of them)."""
+    return min(len(patches), max_batches) if max_batches else len(patches)
+
+
 def train_epochs(
     ctx: TrainerContext, patches: TrainingPatches, epochs: int, stage: str, description: str,
     step: Callable[[torch.Tensor, torch.Tensor], float], batch_stream: int,
@@ -175,7 +180,7 @@ def train_epochs(
     (0: all) ends an epoch early; the batch order is reshuffled each epoch, so the cut takes a different
     random part of the training set every time.
     """
-    per_epoch = min(len(patches), max_batches) if max_batches else len(patches)
+    per_epoch = batches_per_epoch(patches, max_batches)
     advance = ctx.progress.stage(description, epochs * per_epoch)
     for epoch in range(epochs):
         total, count = 0.0, 0

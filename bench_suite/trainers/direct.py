@@ -36,6 +36,7 @@ from bench_suite.snn.training import (
     FP32,
     MixedPrecision,
     TrainingPatches,
+    batches_per_epoch,
     conversion_neurons,
     init_foreground_prior,
     learning_rate_schedule,
@@ -91,7 +92,7 @@ class DirectTrainer:
         optimizer = torch.optim.Adam(network.parameters(), lr=self.params.lr or ctx.profile.dt_lr)
         epochs = self.params.epochs or ctx.profile.dt_epochs
         cap = min((c for c in (ctx.profile.max_train_batches, ctx.profile.dt_max_batches) if c), default=0)
-        per_epoch = min(len(patches), cap) if cap else len(patches)
+        per_epoch = batches_per_epoch(patches, cap)
         schedule = self.params.schedule or ctx.profile.dt_schedule
         scheduler = learning_rate_schedule(optimizer, schedule, epochs * per_epoch)
         amp = MixedPrecision.for_cell(ctx)

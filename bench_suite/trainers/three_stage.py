@@ -31,7 +31,13 @@ from bench_suite.snn.calibration import BalancingSettings, samples_within_budget
 from bench_suite.snn.convert import analyse, build_spiking_network
 from bench_suite.snn.encoders import make_encoder
 from bench_suite.snn.network import TrainedNetwork
-from bench_suite.snn.training import MixedPrecision, TrainingPatches, learning_rate_schedule, train_epochs
+from bench_suite.snn.training import (
+    MixedPrecision,
+    TrainingPatches,
+    batches_per_epoch,
+    learning_rate_schedule,
+    train_epochs,
+)
 from bench_suite.trainers.direct import bptt_step
 
 
@@ -108,7 +114,7 @@ class ThreeStageTrainer:
             neuron.surrogate_function = make_surrogate("triangle", p.surrogate_alpha)
         optimizer = torch.optim.Adam(network.parameters(), lr=p.lr or ctx.profile.three_stage_lr)
         epochs = p.epochs or ctx.profile.three_stage_epochs
-        per_epoch = min(len(patches), ctx.profile.max_train_batches or len(patches))
+        per_epoch = batches_per_epoch(patches, ctx.profile.max_train_batches)
         schedule = p.schedule or ctx.profile.three_stage_schedule
         # plateau (the reference): halve the rate after 2 epochs without improvement — over 35 epochs; a
         # CPU budget of one or two epochs never reaches it, so there cosine decays the rate per batch

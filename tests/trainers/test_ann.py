@@ -172,6 +172,7 @@ def test_class_weighting_is_part_of_the_ann_cache_key():
 def test_the_ann_trains_on_the_weighted_cross_entropy(class_weights_seen):
     import dataclasses
 
+    from bench_suite.core.contracts import NullProgress
     from bench_suite.core.profiles import PROFILES
     from bench_suite.testing.checks import tiny_bundle, tiny_unet
     from bench_suite.trainers import ann
@@ -180,10 +181,5 @@ def test_the_ann_trains_on_the_weighted_cross_entropy(class_weights_seen):
     bundle = tiny_bundle("segmentation")
     profile = dataclasses.replace(PROFILES["smoke"], ann_epochs=1, patches_per_image=2, batch_size=8,
                                   class_weighting="median-frequency")
-    ann.train_ann(tiny_unet(bundle.task), bundle, profile, 0, lambda *row: None, _NoProgress())
+    ann.train_ann(tiny_unet(bundle.task), bundle, profile, 0, lambda *row: None, NullProgress())
     assert seen and all(w is not None and w.shape == (2,) for w in seen)
-
-
-class _NoProgress:
-    def stage(self, *args):
-        return lambda n: None

@@ -18,7 +18,7 @@ import torch
 
 from bench_suite.core.contracts import TrainerContext
 from bench_suite.snn.network import TrainedNetwork
-from bench_suite.snn.training import TrainingPatches, convert, train_epochs
+from bench_suite.snn.training import TrainingPatches, batches_per_epoch, convert, train_epochs
 from bench_suite.trainers.asf import asf_step
 
 
@@ -52,7 +52,7 @@ class SGDFinetuneTrainer:
         network = convert(ctx, patches.calibration(ctx.profile.calibration_samples))  # a copy of the ANN
         epochs = self.params.epochs or ctx.profile.asf_epochs
         max_batches = ctx.profile.max_train_batches
-        per_epoch = min(len(patches), max_batches) if max_batches else len(patches)
+        per_epoch = batches_per_epoch(patches, max_batches)
         optimizer = torch.optim.SGD(network.parameters(), lr=self.params.lr, momentum=self.params.momentum)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * per_epoch))
         epoch = [0]
